@@ -1,0 +1,43 @@
+# The two commands of a fresh machine:
+#   make demo   set up .venv and run the main job
+#   make test   set up .venv and run lint + the test suite (what CI runs)
+# Both create the virtual environment at .venv in this checkout.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.installed
+OUT ?= out/demo
+
+.PHONY: setup demo test lint format clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 first: it is the CPU build that lies on disk. The project then asks for
+# torch>=2.4, which 2.13.0 satisfies, so nothing bigger is pulled in.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[dev,kernels]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m cofrida demo --out $(OUT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# pytest exits 5 when it collected no tests: that is a failure here, reported as such.
+test: lint
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	exit $$rc
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache *.egg-info
