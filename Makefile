@@ -19,7 +19,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev,kernels]"
+	$(PIP) install -e ".[dev,kernels,robot]"
 	touch $(STAMP)
 
 demo: setup

@@ -6,8 +6,8 @@ Examples:
     cofrida bench --list
 
 Subcommands are modules: ``cofrida/benchmarks/<name>.py`` each provide ``main(argv) -> int`` and
-become ``cofrida bench <name>``; other subcommands are registered in ``COMMANDS`` below and are
-imported only when chosen, so ``cofrida --help`` stays fast.
+become ``cofrida bench <name>``; other subcommands (``cofrida/commands/<name>.py``, and the demo)
+are registered in ``COMMANDS`` below and imported only when chosen, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from collections.abc import Sequence
 # subcommand -> (module with main(argv) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cofrida.demo", "run the main job: an offline simulated painting, written to --out"),
+    "paint": ("cofrida.commands.paint", "plan and paint a target image in simulation"),
+    "calibrate": ("cofrida.commands.calibrate", "sim-to-real: fit/evaluate/import stroke models"),
+    "robot": ("cofrida.commands.robot", "arms, cameras and calibration of a real or sim robot"),
 }
 
 
@@ -73,7 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"cofrida: unknown command {command!r}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        module = importlib.import_module(COMMANDS[command][0])
+    except ModuleNotFoundError as e:
+        if not e.name or not COMMANDS[command][0].startswith(e.name):
+            raise
+        print(f"cofrida: '{command}' is not available yet in this version", file=sys.stderr)
+        return 2
     return int(module.main(rest) or 0)
 
 

@@ -47,6 +47,9 @@ class BrushPath:
         points: (K, 3) float tensor of (x m, y m, z pressing depth 0..1), K >= 2.
         color: (3,) RGB in 0..1.
         palette_index: index of the paint in the robot's palette, if known.
+        meta: JSON-able extras. Planners set ``meta["clean_before"] = True`` where the brush must
+            be cleaned before this path (a colour change) and ``meta["dip_before"] = True`` where
+            it must take paint first; arms act on them.
     """
 
     points: torch.Tensor
@@ -74,17 +77,19 @@ class BrushPath:
             "points": self.points.tolist(),
             "color": self.color.tolist(),
             "palette_index": self.palette_index,
+            "meta": dict(self.meta),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> BrushPath:
-        unknown = set(data) - {"points", "color", "palette_index"}
+        unknown = set(data) - {"points", "color", "palette_index", "meta"}
         if unknown:
             raise ValueError(f"BrushPath: unknown fields {sorted(unknown)}")
         return cls(
             points=torch.tensor(data["points"], dtype=torch.float32),
             color=torch.tensor(data["color"], dtype=torch.float32),
             palette_index=data.get("palette_index"),
+            meta=dict(data.get("meta") or {}),
         )
 
     @classmethod

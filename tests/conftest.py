@@ -25,3 +25,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_data(tmp_path_factory, monkeypatch):
+    """Every test gets its own user data directory: nothing is read from or written to ~."""
+    monkeypatch.setenv("COFRIDA_HOME", str(tmp_path_factory.mktemp("cofrida_home")))
