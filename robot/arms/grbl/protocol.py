@@ -1,0 +1,207 @@
+"""G-code for GRBL 1.1 from checked `SafePath`s, and parsing of GRBL's replies.
+
+A job is a list of `JobLine`s: the G-code text (without the ``N`` line number, which the driver
+adds), the path it belongs to and the machine state after it, so a resumed job can put the
+machine back where it stood. Program shape:
+
+    G21 G90 G94            millimetres, absolute, feed per minute
+    G0 Z<travel>           brush up
+    per path:  [clean: G0 to the jar, G1 down, G4 dwell, G0 up]
+               [dip:   G0 to the paint well, G1 down, G4 dwell, G0 up]
+               G0 X Y (start)  G1 Z<z0> F<plunge>  G1 X Y Z F<feed> ...  G0 Z<travel>
+    G0 X<origin> Y<origin>
+
+With ``pen="servo"`` every Z is instead ``M3 S<n>`` followed by a ``G4`` dwell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from robot.arms.grbl.config import GrblArmConfig
+from robot.safety import SafePath
+
+
+@dataclass(frozen=True)
+class MachineState:
+    """Machine state after a line: position (mm), servo value, feed (mm/min), brush down."""
+
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    s: int = 0
+    feed: float = 0.0
+    down: bool = False
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """One G-code line of a job.
+
+    Attributes:
+        text: G-code without line number or newline.
+        path: index (into the job's safe paths) of the path it belongs to; -1 for set-up.
+        ends_path: True on the line that finishes its path (the brush lift).
+        state: machine state once the line has run.
+    """
+
+    text: str
+    path: int
+    ends_path: bool
+    state: MachineState
+
+
+def fmt(v: float) -> str:
+    """A coordinate with at most 3 decimals and no trailing zeros (bytes are the bottleneck)."""
+    s = f"{v:.3f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+class GcodeWriter:
+    """Builds a job's lines while tracking the machine state. See the module docstring."""
+
+    def __init__(self, config: GrblArmConfig) -> None:
+        self.cfg = config
+        self.lines: list[JobLine] = []
+        self.state = MachineState(z=self.travel_z, s=config.servo_up)
+        self._path = -1
+
+    # ---- canvas -> machine ---------------------------------------------------------------------
+    @property
+    def travel_z(self) -> float:
+        return self.cfg.surface_z_mm + 1000.0 * self.cfg.workspace.travel_height_m
+
+    def xy_mm(self, x_m: float, y_m: float) -> tuple[float, float]:
+        c = self.cfg
+        return (c.origin_x_mm + c.x_sign * 1000.0 * x_m, c.origin_y_mm + c.y_sign * 1000.0 * y_m)
+
+    def z_mm(self, press: float) -> float:
+        return self.cfg.surface_z_mm - press * self.cfg.press_depth_mm
+
+    def servo(self, press: float) -> int:
+        c = self.cfg
+        return round(c.servo_touch + press * (c.servo_press - c.servo_touch))
+
+    # ---- emitting ------------------------------------------------------------------------------
+    def emit(self, text: str, ends_path: bool = False, **state) -> None:
+        st = self.state.__dict__ | state
+        self.state = MachineState(**st)
+        self.lines.append(JobLine(text, self._path, ends_path, self.state))
+
+    def brush_up(self, ends_path: bool = False) -> None:
+        c = self.cfg
+        if c.pen == "z":
+            self.emit(f"G0 Z{fmt(self.travel_z)}", ends_path, z=self.travel_z, down=False)
+        else:
+            self.emit(f"M3 S{c.servo_up}", s=c.servo_up, down=False)
+            self.emit(f"G4 P{fmt(c.servo_settle_s)}", ends_path)
+
+    def brush_to(self, press: float, depth_mm: float | None = None) -> None:
+        """Lower (or press) the brush: pressing depth 0..1, or an absolute depth below surface."""
+        c = self.cfg
+        if c.pen == "z":
+            z = self.z_mm(press) if depth_mm is None else c.surface_z_mm - depth_mm
+            f = 60000.0 * c.plunge_speed_m_s
+            self.emit(f"G1 Z{fmt(z)} F{fmt(f)}", z=z, feed=f, down=True)
+        else:
+            s = c.servo_press if depth_mm is not None else self.servo(press)
+            self.emit(f"M3 S{s}", s=s, down=True)
+            self.emit(f"G4 P{fmt(c.servo_settle_s)}")
+
+    def travel(self, x_m: float, y_m: float) -> None:
+        x, y = self.xy_mm(x_m, y_m)
+        self.emit(f"G0 X{fmt(x)} Y{fmt(y)}", x=x, y=y)
+
+    def station(self, xy: Sequence[float]) -> None:
+        """Dip into a paint well or rinse in the jar: travel, down, dwell, up."""
+        self.travel(xy[0], xy[1])
+        self.brush_to(0.0, depth_mm=self.cfg.station_depth_mm)
+        self.emit(f"G4 P{fmt(self.cfg.workspace.station_dwell_s)}")
+        self.brush_up()
+
+    def path(self, k: int, sp: SafePath) -> None:
+        self._path = k
+        ws = self.cfg.workspace
+        if sp.clean_before:
+            self.station(ws.water_station)
+        if sp.dip_before:
+            self.station(ws.paint_station(sp.palette_index))
+        pts = sp.points
+        self.travel(pts[0, 0], pts[0, 1])
+        self.brush_to(float(pts[0, 2]))
+        feed = 60000.0 * sp.speed_m_s
+        for j in range(1, len(pts)):
+            x, y = self.xy_mm(pts[j, 0], pts[j, 1])
+            words = f"G1 X{fmt(x)} Y{fmt(y)}"
+            if self.cfg.pen == "z":
+                z = self.z_mm(float(pts[j, 2]))
+                words += f" Z{fmt(z)}"
+            else:
+                z = self.state.z
+                s = self.servo(float(pts[j, 2]))
+                if s != self.state.s:
+                    self.emit(f"M3 S{s}", s=s)
+            if j == 1:
+                words += f" F{fmt(feed)}"
+            self.emit(words, x=x, y=y, z=z, feed=feed)
+        self.brush_up(ends_path=True)
+        self._path = -1
+
+
+def job_lines(paths: Sequence[SafePath], config: GrblArmConfig) -> list[JobLine]:
+    """The whole job's G-code for checked paths (see the module docstring)."""
+    w = GcodeWriter(config)
+    w.emit("G21 G90 G94")
+    w.brush_up()
+    for k, sp in enumerate(paths):
+        w.path(k, sp)
+    w.travel(0.0, 0.0)
+    return w.lines
+
+
+def recovery_lines(state: MachineState, config: GrblArmConfig) -> list[str]:
+    """Lines that bring a reset or reconnected machine back to ``state`` before a resume:
+    modes, brush up, travel to the position, brush back down if it was down, feed."""
+    w = GcodeWriter(config)
+    w.emit("G21 G90 G94")
+    w.brush_up()
+    w.emit(f"G0 X{fmt(state.x)} Y{fmt(state.y)}")
+    if state.down:
+        if config.pen == "z":
+            f = 60000.0 * config.plunge_speed_m_s
+            w.emit(f"G1 Z{fmt(state.z)} F{fmt(f)}")
+        else:
+            w.emit(f"M3 S{state.s}")
+            w.emit(f"G4 P{fmt(config.servo_settle_s)}")
+    if state.feed > 0:
+        w.emit(f"F{fmt(state.feed)}")
+    return [line.text for line in w.lines]
+
+
+# ---- replies -------------------------------------------------------------------------------------
+_STATUS = re.compile(r"^<([A-Za-z]+)(?::\d)?\|(.*)>$")
+
+
+@dataclass(frozen=True)
+class Status:
+    """A parsed status report ``<State|MPos:x,y,z|...|Ln:n>``."""
+
+    state: str
+    mpos: tuple[float, ...] | None
+    line_number: int | None
+
+
+def parse_status(text: str) -> Status | None:
+    """Parse a status report line; None if it is not one."""
+    m = _STATUS.match(text)
+    if not m:
+        return None
+    fields = dict(f.split(":", 1) for f in m.group(2).split("|") if ":" in f)
+    try:
+        mpos = tuple(float(v) for v in fields["MPos"].split(",")) if "MPos" in fields else None
+        ln = int(fields["Ln"]) if "Ln" in fields else None
+    except ValueError:
+        return None
+    return Status(m.group(1), mpos, ln)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from robot.kinematics import UR5E, CanvasFrame, UnreachableError
+from robot.safety import Workspace
+
+
+def canvas_grid(n: int = 6) -> np.ndarray:
+    ws = Workspace()
+    xs, ys = np.meshgrid(
+        np.linspace(0, ws.canvas_width_m, n), np.linspace(0, ws.canvas_height_m, n)
+    )
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def test_fk_of_ik_within_0_1_mm_over_the_canvas_workspace():
+    frame, ws = CanvasFrame(), Workspace()
+    for height in (0.0, ws.travel_height_m):  # on the canvas and at travel height
+        targets = frame.to_base(canvas_grid(), height)
+        q = UR5E.ik_path(targets)
+        for qi, p in zip(q, targets, strict=True):
+            pose = UR5E.fk(qi)
+            assert np.linalg.norm(pose[:3, 3] - p) < 1e-4  # 0.1 mm
+            assert pose[2, 2] == pytest.approx(-1.0, abs=1e-6)  # brush points down
+
+
+def test_unreachable_targets_are_refused_before_any_joint_is_returned():
+    with pytest.raises(UnreachableError, match="beyond the"):
+        UR5E.ik([2.0, 0.0, 0.1])
+    far = CanvasFrame(origin_m=(0.9, 0.14, 0.02))  # canvas half out of reach
+    with pytest.raises(UnreachableError, match="point"):
+        UR5E.ik_path(far.to_base(canvas_grid(3)))
+
+
+def test_canvas_frame_axes():
+    frame = CanvasFrame(origin_m=(0.5, 0.1, 0.0), yaw_rad=0.0)
+    p = frame.to_base(np.array([[0.1, 0.0], [0.0, 0.1]]), 0.02)
+    np.testing.assert_allclose(p, [[0.6, 0.1, 0.02], [0.5, 0.0, 0.02]], atol=1e-12)
