@@ -234,13 +234,43 @@ class AnalyticStrokeModel(StrokeModel):
         return analytic_support(length, bend, pressure, b.min_width_m, b.max_width_m, b.softness_m)
 
 
+def _move(maps: torch.Tensor, frame: StrokeFrame, angle: torch.Tensor, shift: torch.Tensor):
+    """Rotate (N, H, W) local maps by `angle` (N,) rad about the start, then shift (N, 2) m.
+
+    Bilinear resampling in the frame's own pixels; zeros are brought in from outside.
+    """
+    cx, cy = frame.center_m
+    half = maps.new_tensor([(frame.x_max - frame.x_min) / 2, (frame.y_max - frame.y_min) / 2])
+    centre = maps.new_tensor([cx, cy])
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # Output point q samples the source at R^T (q - shift); in normalised coordinates
+    # q = centre + half * u, so
+    # u_src = diag(1/half) R^T diag(half) u + (R^T (centre - shift) - centre) / half.
+    rt = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (N, 2, 2)
+    linear = rt * half[None, None, :] / half[None, :, None]
+    d = centre - shift  # (N, 2)
+    offset = (torch.einsum("nij,nj->ni", rt, d) - centre) / half
+    theta = torch.cat([linear, offset[..., None]], -1)  # (N, 2, 3)
+    grid = F.affine_grid(theta, [maps.shape[0], 1, *maps.shape[1:]], align_corners=False)
+    return F.grid_sample(maps[:, None], grid, mode="bilinear", align_corners=False)[:, 0]
+
+
 class LearnedStrokeModel(StrokeModel):
     """Analytic geometry with learnable brush constants + a residual network.
 
-    The residual is an MLP from normalised (length, bend, pressure) to a coarse logit map over
-    the native frame (`residual_size` cells), sampled bilinearly at any requested frame, so the
-    model renders at any resolution. The last layer starts at zero: an untrained model equals
-    the analytic one.
+    Learnable, all starting at the analytic model's values:
+
+    - brush constants: widths at pressure 0 and 1, edge softness, opacities at pressure 0 and 1;
+    - how the brush realises a command: effective length ``L * exp(log_length_gain) +
+      length_bias``, effective bend ``bend * exp(log_bend_gain)``, and a constant offset of the
+      mark from the commanded start (``offset_mm``; real arms and markers lag and overshoot);
+    - a residual in logit space, in the stroke's own path coordinates: an MLP from normalised
+      (length, bend, pressure) to a coarse map over (t along the path 0..1, signed distance
+      from the path within +-``residual_reach_m``), sampled bilinearly at every pixel's closest
+      path point. It models what a swept disc cannot (ink blobs where the marker dwells at the
+      ends, width varying along the stroke, a lopsided edge) and renders at any resolution.
+
+    The residual's last layer starts at zero: an untrained model equals the analytic one.
     """
 
     kind = "learned"
@@ -250,21 +280,31 @@ class LearnedStrokeModel(StrokeModel):
         brush: Brush,
         frame: StrokeFrame | None = None,
         hidden: int = 128,
-        residual_size: tuple[int, int] = (16, 40),
+        residual_size: tuple[int, int] = (8, 24),
+        residual_reach_m: float | None = None,
     ):
         super().__init__(brush, frame)
         self.hidden = hidden
-        self.residual_size = tuple(residual_size)
+        self.residual_size = tuple(residual_size)  # (across the path, along the path) cells
+        # How far across the path the residual reaches (m); beyond it the residual is 0.
+        self.residual_reach_m = float(residual_reach_m or brush.max_width_m)
         # Brush constants in unconstrained form (log widths, logit opacities).
         self.log_min_width = nn.Parameter(torch.tensor(math.log(brush.min_width_m)))
         self.log_max_width = nn.Parameter(torch.tensor(math.log(brush.max_width_m)))
         self.log_softness = nn.Parameter(torch.tensor(math.log(brush.softness_m)))
         self.logit_min_opacity = nn.Parameter(torch.logit(torch.tensor(brush.min_opacity * 0.98)))
         self.logit_max_opacity = nn.Parameter(torch.logit(torch.tensor(brush.max_opacity * 0.98)))
+        # Command -> realised path (identity at start). Offsets in mm keep Adam's steps O(1).
+        self.log_length_gain = nn.Parameter(torch.tensor(0.0))
+        self.length_bias_mm = nn.Parameter(torch.tensor(0.0))
+        self.log_bend_gain = nn.Parameter(torch.tensor(0.0))
+        self.offset_mm = nn.Parameter(torch.zeros(2))
+        self.rotation_mrad = nn.Parameter(torch.tensor(0.0))  # of the whole mark about its start
         h, w = self.residual_size
+        # Outputs: the residual map (h * w) + a shape-dependent move (dx mm, dy mm, 10 mrad).
         self.mlp = nn.Sequential(
             nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, h * w),
+            nn.Linear(hidden, h * w + 3),
         )  # fmt: skip
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
@@ -275,28 +315,46 @@ class LearnedStrokeModel(StrokeModel):
             [length / b.max_length_m * 2 - 1, bend / max(b.max_bend_m, 1e-6), pressure * 2 - 1], -1
         )
 
+    def realised_shape(self, length, bend):
+        """The (length, bend) the brush really paints for a commanded one (m, differentiable)."""
+        eff_length = length * self.log_length_gain.exp() + self.length_bias_mm * 1e-3
+        return eff_length.clamp(min=1e-5), bend * self.log_bend_gain.exp()
+
     def forward(self, length, bend, pressure, frame=None):
         frame = frame or self.frame
-        xy = frame.grid(device=length.device, dtype=length.dtype)
+        xy = frame.grid(device=length.device, dtype=length.dtype) - self.offset_mm * 1e-3
+        eff_length, eff_bend = self.realised_shape(length, bend)
         base = analytic_opacity(
-            xy, length, bend, pressure,
+            xy, eff_length, eff_bend, pressure,
             self.log_min_width.exp(), self.log_max_width.exp(), self.log_softness.exp(),
             torch.sigmoid(self.logit_min_opacity), torch.sigmoid(self.logit_max_opacity),
             self.brush.taper,
         )  # fmt: skip
         n = length.shape[0]
         h, w = self.residual_size
-        coarse = self.mlp(self._normalised_shape(length, bend, pressure)).view(n, 1, h, w)
-        grid = self.frame.normalise(xy)[None].expand(n, -1, -1, -1)  # requested px -> native frame
-        residual = F.grid_sample(coarse, grid, mode="bilinear", align_corners=False)[:, 0]
+        out = self.mlp(self._normalised_shape(length, bend, pressure))  # (N, h * w + 3)
+        coarse = out[:, : h * w].view(n, 1, h, w)
+        # Path coordinates of every pixel: t of its closest path point, signed distance (y down).
+        x, y = xy[..., 0][None], xy[..., 1][None]  # (1, H, W)
+        L = eff_length.detach().clamp(min=1e-4)[:, None, None]  # (N, 1, 1)
+        k = 3.0 * eff_bend.detach()[:, None, None] / (L * L)
+        t = _closest_t(x, y, L, k)  # (N, H, W)
+        s = t * L
+        dist = torch.sqrt((x - s) ** 2 + (y - k * s * (s - L)) ** 2 + 1e-12)
+        signed = torch.where(y >= k * s * (s - L), dist, -dist) / self.residual_reach_m
+        grid = torch.stack([t * 2 - 1, signed], -1)  # (N, H, W, 2) in grid_sample's [-1, 1]
+        residual = F.grid_sample(coarse, grid, mode="bilinear", align_corners=True)[:, 0]
         logit = torch.logit(base.clamp(1e-4, 1 - 1e-4))
-        return torch.sigmoid(logit + residual)
+        opacity = torch.sigmoid(logit + residual)
+        angle = (self.rotation_mrad + 10 * out[:, h * w + 2]) * 1e-3  # (N,) radians
+        return _move(opacity, frame, angle, out[:, h * w : h * w + 2] * 1e-3)
 
     def config(self) -> dict:
         return {
             **super().config(),
             "hidden": self.hidden,
             "residual_size": list(self.residual_size),
+            "residual_reach_m": self.residual_reach_m,
         }
 
 
