@@ -1,0 +1,148 @@
+"""`cofrida paint`: plan a target image into brush strokes and paint it in simulation.
+
+Examples:
+    cofrida paint --target photo.png --strokes 200 --out out/paint
+    cofrida paint --target photo.png --canvas-image capture.png --out out/turn2   # co-painting
+    cofrida paint --target photo.png --brush sharpie --palette sharpie --gcode --out out/plotter
+
+The physical brush model executes the plan (dips and cleans included). Writes into --out:
+``plan.json`` (resumable by stroke index), ``plan.svg``, ``target.png``, ``simulated.png`` (the
+differentiable renderer's picture of the plan), ``painted.png`` (the physical brush's),
+``preview.gif`` (the plan being painted), ``plan.gcode`` with --gcode, and ``report.json``.
+Progress goes to stderr; Ctrl-C stops cleanly with nothing half-written. The last line on
+stdout is one JSON object.
+
+``--prompt`` needs a differentiable scorer (``--scorer module:function`` returning
+``scorer(images (B, 3, H, W), prompt) -> (B,)``); without one the prompt is only recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from planner import GcodeConfig, Planner, PlannerConfig, load_image
+from planner.animation import plan_frames, save_animation
+from planner.execute import paint_plan
+from planner.objectives import mse
+from planner.progress import Cancelled
+from sim import Brush, Canvas
+from sim.brush import BRUSH_PRESETS
+from sim.palette import PALETTE_PRESETS, Palette
+
+
+def _scorer(spec: str):
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"--scorer must be 'module:function', got {spec!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def _write_png(image: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    arr = (image.detach().clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(arr).save(tmp)
+    tmp.replace(path)
+
+
+def _progress(info: dict) -> None:
+    if info.get("phase") in ("coarse", "fine", "replan", "painting"):
+        loss = f" loss {info['loss']:.4f}" if "loss" in info else ""
+        print(f"  {info['phase']:8s} {info['step']:4d}/{info['total']}{loss}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cofrida paint", description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=Path, help="image to paint (PNG/JPEG)")
+    parser.add_argument("--prompt", default="", help="text for the scorer (needs --scorer)")
+    parser.add_argument("--scorer", default=None, help="module:function of an image-text scorer")
+    parser.add_argument("--canvas-image", type=Path, default=None, help="current canvas photo")
+    parser.add_argument("--strokes", type=int, default=200, help="stroke budget")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--brush", default="round", choices=sorted(BRUSH_PRESETS))
+    parser.add_argument("--palette", default="acrylic", choices=sorted(PALETTE_PRESETS))
+    parser.add_argument("--width-m", type=float, default=0.25, help="canvas width (m)")
+    parser.add_argument("--height-m", type=float, default=None, help="default: target aspect")
+    parser.add_argument("--px", type=int, default=256, help="planning width in pixels")
+    parser.add_argument("--coarse-steps", type=int, default=PlannerConfig.coarse_steps)
+    parser.add_argument("--fine-steps", type=int, default=PlannerConfig.fine_steps)
+    parser.add_argument("--gcode", action="store_true", help="also write plan.gcode (GRBL)")
+    parser.add_argument("--no-animation", action="store_true", help="skip preview.gif")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_flush_denormal(True)
+    if args.strokes < 1:
+        parser.error("--strokes must be >= 1")
+    if args.target is None and not (args.prompt and args.scorer):
+        parser.error("give --target, or --prompt with --scorer")
+    if args.prompt and not args.scorer:
+        print("note: no --scorer given; the prompt is recorded, not optimised", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        height_m = args.height_m
+        if height_m is None and args.target is not None and args.target.is_file():
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(args.target) as img:
+                    height_m = args.width_m * img.height / img.width
+            except (UnidentifiedImageError, OSError):
+                height_m = None  # load_image reports the corrupt file below
+        canvas = Canvas(args.width_m, height_m or args.width_m, args.px)
+        config = PlannerConfig(
+            coarse_steps=args.coarse_steps, fine_steps=args.fine_steps, seed=args.seed
+        )
+        scorer = _scorer(args.scorer) if args.scorer else None
+        planner = Planner(
+            canvas, Brush.preset(args.brush), Palette.preset(args.palette), config, scorer=scorer
+        )
+        target = load_image(args.target, canvas) if args.target else None
+        canvas_image = (
+            load_image(args.canvas_image, canvas, "canvas image") if args.canvas_image else None
+        )
+        print(
+            f"planning {args.strokes} strokes at {canvas.width_px}x{canvas.height_px} px",
+            file=sys.stderr,
+        )
+        plan, report = planner.plan(
+            canvas_image, target, strokes=args.strokes, prompt=args.prompt, on_progress=_progress
+        )
+        plan.meta["prompt"] = args.prompt
+        background = canvas_image if canvas_image is not None else torch.ones(3, *canvas.size_px)
+        painted = paint_plan(plan, background, seed=args.seed, on_progress=_progress)
+        simulated = planner.render(plan, background)
+        frames = None if args.no_animation else plan_frames(plan, background, frames=24)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"cofrida paint: {e}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("cofrida paint: stopped; nothing written", file=sys.stderr)
+        return 130
+    # Write everything only once planning and painting succeeded.
+    args.out.mkdir(parents=True, exist_ok=True)
+    plan.save(args.out / "plan.json")
+    (args.out / "plan.svg").write_text(plan.to_svg())
+    if args.gcode:
+        (args.out / "plan.gcode").write_text(plan.to_gcode(GcodeConfig()))
+    if target is not None:
+        _write_png(target, args.out / "target.png")
+    _write_png(simulated, args.out / "simulated.png")
+    _write_png(painted, args.out / "painted.png")
+    if frames is not None:
+        save_animation(frames, args.out / "preview.gif")
+    summary = {k: v for k, v in report.to_dict().items() if k != "history"}
+    if target is not None:
+        summary["executed_loss"] = mse(painted, target)
+    summary["out"] = str(args.out.resolve())
+    summary["total_seconds"] = round(time.perf_counter() - start, 2)
+    (args.out / "report.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+    return 0
