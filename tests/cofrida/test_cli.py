@@ -25,22 +25,23 @@ def test_unknown_command_and_benchmark_are_clear_errors(capsys):
     assert "unknown benchmark 'nope'" in capsys.readouterr().err
 
 
-def test_demo_writes_the_paintings_via_python_m(tmp_path):
+def test_demo_runs_a_copainting_turn_via_python_m(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "cofrida", "demo", "--out", str(out)]
     proc = subprocess.run(
-        [*cmd, "--strokes", "40", "--steps", "10"], capture_output=True, text=True, check=True
+        [*cmd, "--strokes", "30", "--quick"], capture_output=True, text=True, check=True
     )
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["strokes"] == 40
-    assert summary["loss_final"] < summary["loss_init"]
-    for name in ("target", "simulated", "painted"):
+    assert summary["strokes"] == 30
+    assert summary["loss_final"] < summary["loss_canvas"]  # the robot's turn helped
+    assert summary["preserved_fraction"] >= 0.95  # and kept the person's marks
+    for name in ("person", "target", "simulated", "painted"):
         with Image.open(out / f"{name}.png") as img:
             assert img.size == (256, 198)
-    sheet = Image.open(out / "sheet.png")
-    assert sheet.size == (768, 198)
-    strokes = json.loads((out / "strokes.json").read_text())
-    assert len(strokes["position"]) == 40 and "palette_index" in strokes
+    with Image.open(out / "sheet.png") as sheet:
+        assert sheet.size == (1024, 198)
+    plan = json.loads((out / "plan.json").read_text())
+    assert len(plan["order"]) == 30
 
 
 def test_demo_rejects_bad_arguments(capsys):
