@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "paint": ("cofrida.commands.paint", "plan and paint a target image in simulation"),
     "calibrate": ("cofrida.commands.calibrate", "sim-to-real: fit/evaluate/import stroke models"),
     "robot": ("cofrida.commands.robot", "arms, cameras and calibration of a real or sim robot"),
+    "make-data": ("cofrida.commands.make_data", "paint training data in simulation (sharded)"),
+    "show-data": ("cofrida.commands.show_data", "write a contact sheet of a training data folder"),
+    "train": ("cofrida.commands.train", "fine-tune the edit model (accelerate)"),
+    "train-scorer": ("cofrida.commands.train_scorer", "train the offline image-text scorer"),
 }
 
 

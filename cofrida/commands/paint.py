@@ -34,6 +34,7 @@ from planner.objectives import mse
 from planner.progress import Cancelled
 from sim import Brush, Canvas
 from sim.brush import BRUSH_PRESETS
+from sim.calibration_store import find_calibrated_stroke_model
 from sim.palette import PALETTE_PRESETS, Palette
 
 
@@ -76,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fine-steps", type=int, default=PlannerConfig.fine_steps)
     parser.add_argument("--gcode", action="store_true", help="also write plan.gcode (GRBL)")
     parser.add_argument("--no-animation", action="store_true", help="skip preview.gif")
+    parser.add_argument(
+        "--robot", default="default", help="whose stroke calibration to use (user data dir)"
+    )
+    parser.add_argument(
+        "--analytic", action="store_true", help="ignore any calibrated stroke model"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
@@ -101,8 +108,21 @@ def main(argv: list[str] | None = None) -> int:
             coarse_steps=args.coarse_steps, fine_steps=args.fine_steps, seed=args.seed
         )
         scorer = _scorer(args.scorer) if args.scorer else None
+        stroke_model = None
+        if not args.analytic:
+            stroke_model = find_calibrated_stroke_model(args.brush, args.robot)
+        print(
+            "stroke model: "
+            + ("analytic" if stroke_model is None else f"calibrated ({args.robot}/{args.brush})"),
+            file=sys.stderr,
+        )
         planner = Planner(
-            canvas, Brush.preset(args.brush), Palette.preset(args.palette), config, scorer=scorer
+            canvas,
+            Brush.preset(args.brush),
+            Palette.preset(args.palette),
+            config,
+            stroke_model=stroke_model,
+            scorer=scorer,
         )
         target = load_image(args.target, canvas) if args.target else None
         canvas_image = (
