@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# Triton reads TRITON_INTERPRET when kernels are defined, and test modules imported early in
+# collection (diffusers, the W4A4 edit model) may pull triton in: so decide here, first. Without
+# a GPU the kernels run in Triton's CPU interpreter; with one, on the GPU.
+_WE_SET_INTERPRET = "TRITON_INTERPRET" not in os.environ
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if _WE_SET_INTERPRET and torch.cuda.is_available():
+    del os.environ["TRITON_INTERPRET"]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
