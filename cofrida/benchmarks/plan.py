@@ -6,7 +6,7 @@ Example:
 
 Two cases, round brush and the acrylic palette on a 25 x 25 cm canvas:
 
-1. Blank paper -> the procedural scene of `cofrida demo` (sun, sky, hill). Reports the planning
+1. Blank paper -> a fixed scene (sun, sky, hill; `scene` below). Reports the planning
    time, the loss (mean squared sRGB error vs the target) of the initial strokes and of the
    plan, the executed loss (the physical brush model painting the plan's paths, dips and
    cleans included), travel reduction against the optimiser's order, paint changes and the
@@ -23,7 +23,9 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 from planner import Planner, PlannerConfig
 from planner.execute import paint_plan
@@ -46,6 +48,18 @@ def person_canvas(canvas: Canvas, brush: Brush, palette: Palette, n: int = 12, s
     )
 
 
+def scene(canvas: Canvas) -> torch.Tensor:
+    """The benchmark's target: a sun over a hill under a blue sky, (3, H, W) sRGB in 0..1."""
+    h, w = canvas.size_px
+    img = Image.new("RGB", (w, h), (250, 250, 245))
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, w, int(0.55 * h)], fill=(70, 110, 190))
+    sun = [int(0.62 * w), int(0.1 * h), int(0.82 * w), int(0.1 * h + 0.2 * w)]
+    d.ellipse(sun, fill=(240, 200, 40))
+    d.ellipse([int(-0.2 * w), int(0.45 * h), int(0.9 * w), int(1.6 * h)], fill=(40, 130, 60))
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cofrida bench plan", description=__doc__.splitlines()[0])
     parser.add_argument("--strokes", type=int, default=200)
@@ -57,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    from cofrida.demo import scene
 
     config = PlannerConfig(seed=args.seed)
     n = args.strokes
