@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from sim.dataclass_io import from_known_fields
+
 
 @dataclass(frozen=True)
 class PlannerConfig:
@@ -103,14 +105,8 @@ class PlannerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PlannerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"PlannerConfig: unknown fields {sorted(unknown)}")
-        data = dict(data)
-        if "init_length" in data:
-            data["init_length"] = tuple(data["init_length"])
-        return cls(**data)
+        extra = {"init_length": tuple(data["init_length"])} if "init_length" in data else {}
+        return from_known_fields(cls, data, **extra)
 
 
 @dataclass(frozen=True)
@@ -136,8 +132,4 @@ class ArmSpeeds:
 
     @classmethod
     def from_dict(cls, data: dict) -> ArmSpeeds:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"ArmSpeeds: unknown fields {sorted(unknown)}")
-        return cls(**data)
+        return from_known_fields(cls, data)

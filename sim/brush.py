@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from sim.dataclass_io import from_known_fields
+
 
 @dataclass(frozen=True)
 class Brush:
@@ -75,11 +77,7 @@ class Brush:
 
     @classmethod
     def from_dict(cls, data: dict) -> Brush:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"Brush: unknown fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return from_known_fields(cls, data)
 
     @classmethod
     def preset(cls, name: str) -> Brush:

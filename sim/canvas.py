@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sim.dataclass_io import from_known_fields
+
 
 @dataclass(frozen=True)
 class Canvas:
@@ -94,7 +96,4 @@ class Canvas:
 
     @classmethod
     def from_dict(cls, data: dict) -> Canvas:
-        unknown = set(data) - {"width_m", "height_m", "width_px", "height_px"}
-        if unknown:
-            raise ValueError(f"Canvas: unknown fields {sorted(unknown)}")
-        return cls(**data)
+        return from_known_fields(cls, data)
