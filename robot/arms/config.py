@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from robot.arms.arm import Arm
 
 # config modules of the built-in arms, imported on first lookup
-_BUILTIN_CONFIG_MODULES = ("robot.arms.sim.config", "robot.arms.grbl.config")
+_BUILTIN_CONFIG_MODULES = (
+    "robot.arms.sim.config",
+    "robot.arms.grbl.config",
+    "robot.arms.ros2.config",
+)
 _ARM_CONFIGS: dict[str, type[ArmConfig]] = {}
 
 

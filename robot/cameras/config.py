@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from robot.cameras.camera import Camera
 
-_BUILTIN_CONFIG_MODULES = ("robot.cameras.sim.config", "robot.cameras.opencv.config")
+_BUILTIN_CONFIG_MODULES = (
+    "robot.cameras.sim.config",
+    "robot.cameras.opencv.config",
+    "robot.cameras.ros2.config",
+)
 _CAMERA_CONFIGS: dict[str, type[CameraConfig]] = {}
 
 

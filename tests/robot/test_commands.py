@@ -15,7 +15,7 @@ def test_cofrida_robot_calibrate_sim_end_to_end(capsys):
 
 def test_cofrida_robot_up_and_bad_options(capsys):
     assert main(["robot", "up"]) == 2
-    assert "not yet available" in capsys.readouterr().err
+    assert "--arm.type" in capsys.readouterr().err
     assert main(["robot", "calibrate", "--arm.type=kuka"]) == 2
     assert "unknown arm type 'kuka'" in capsys.readouterr().err
 
