@@ -1,14 +1,18 @@
-"""`cofrida demo`: the main job, offline, on a fresh machine.
+"""`cofrida demo`: the main job, offline, on a fresh machine: a simulated co-painting session.
 
 Example:
     cofrida demo --out out/demo
+    cofrida demo --quick --strokes 30 --out /tmp/demo   # a smoke test in a few seconds
 
-Until the co-painting session with the edit model exists (issues 8 and 9), this runs one
-simulated co-painting turn with everything else the project has: a scripted person draws a few
-marker strokes on blank paper (the physical brush model), a procedural scene that keeps the
-person's marks stands in for the model's proposal, the stroke planner plans additions only
-(the person's marks are protected), and the physical brush paints the plan the way the robot
-would. It writes the images, the plan and a summary, and prints the summary as JSON last.
+A scripted person and the simulated robot take turns on one canvas. Each person's turn draws a
+few marker strokes from a built-in sketch (a horizon, a sun outline, a path); each robot turn
+is the real `cofrida.Session` loop: capture the sim arm's canvas, proposals for a prompt from
+the best model available (the trained edit-model bundle, or the scene stand-in until it is
+built), the first proposal chosen, a co-painting plan (additions only: the person's marks are
+protected), the sim arm painting it stroke by stroke with the physical brush, every step
+persisted. It writes the session (``session/``: SQLite + images), its export (``images/``,
+``timelapse.gif``, ``final.png``, ``session.json``) and ``summary.json`` under ``--out``,
+prints the folder, and prints the summary as JSON last.
 """
 
 from __future__ import annotations
@@ -16,98 +20,127 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from cofrida.data import SceneGenerator
-from cofrida.session.images import write_png_atomic
-from planner import Planner, PlannerConfig
-from planner.execute import paint_plan
-from sim import Brush, BrushPath, Canvas
-from sim.palette import Palette
-from sim.physical_brush import PhysicalBrush
+from cofrida.session import SessionConfig, open_sim_session
+from cofrida.session.images import read_png
+from planner import PlannerConfig
+from sim import BrushPath
+
+DEMO_COARSE_STEPS = 100  # planner steps at 128 px per robot turn (the planner default is 200)
+PROMPTS = (
+    "a sunny meadow with a red house",
+    "a yellow sun and two green trees",
+    "two red tulips and a black bird",
+)
 
 
-def person_strokes(canvas: Canvas) -> list[BrushPath]:
-    """The scripted person's turn: a wavy ground line and a small sun, in black marker."""
-    w, h = canvas.width_m, canvas.height_m
+def sketch(turn: int, width_m: float, height_m: float) -> list[BrushPath]:
+    """The scripted person's strokes for their `turn`-th turn (0, 1, ...), in black marker."""
     t = torch.linspace(0, 1, 40)
-    wave = torch.stack([0.08 * w + 0.84 * w * t, 0.9 * h + 0.015 * torch.sin(12 * t)], -1)
-    ring = torch.stack(
-        [
-            0.15 * w + 0.03 * torch.cos(2 * math.pi * t),
-            0.18 * h + 0.03 * torch.sin(2 * math.pi * t),
-        ],
-        -1,
-    )
-    black = torch.zeros(3)
-    return [BrushPath(torch.cat([xy, torch.full((40, 1), 0.8)], -1), black) for xy in (wave, ring)]
+    w, h = width_m, height_m
+    if turn == 0:  # a wavy horizon
+        curves = [torch.stack([0.06 * w + 0.88 * w * t, 0.6 * h + 0.01 * torch.sin(9 * t)], -1)]
+    elif turn == 1:  # a sun outline with three rays, top right
+        cx, cy, r = 0.8 * w, 0.2 * h, 0.045 * w
+        a = 2 * math.pi * t
+        curves = [torch.stack([cx + r * torch.cos(a), cy + r * torch.sin(a)], -1)]
+        for ang in (math.pi * 0.9, math.pi * 1.25, math.pi * 1.6):
+            d = torch.tensor([math.cos(ang), math.sin(ang)])
+            s = torch.linspace(1.3 * r, 2.0 * r, 8)[:, None]
+            curves.append(torch.tensor([cx, cy]) + s * d)
+    else:  # a winding path towards the house
+        curves = [torch.stack([0.2 * w + 0.25 * w * t, 0.97 * h - 0.3 * h * t
+                               + 0.02 * h * torch.sin(10 * t)], -1)]  # fmt: skip
+    return [
+        BrushPath(torch.cat([xy, torch.full((len(xy), 1), 0.8)], -1), torch.zeros(3))
+        for xy in curves
+    ]
+
+
+def _progress(info: dict) -> None:
+    if info.get("step", 0) % 50 == 0 or info.get("step") == info.get("total"):
+        print(f"    {info['phase']}: {info['step']}/{info['total']}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cofrida demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    parser.add_argument("--strokes", type=int, default=200, help="the robot's stroke budget")
-    parser.add_argument("--scene", type=int, default=3, help="procedural scene index")
+    parser.add_argument("--strokes", type=int, default=80, help="robot strokes per turn")
+    parser.add_argument("--turns", type=int, default=len(PROMPTS), help="robot turns (1-3)")
+    parser.add_argument("--proposals", type=int, default=4, help="proposals per prompt")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="fewer optimisation steps (tests)")
+    parser.add_argument("--quick", action="store_true", help="few planner steps (tests)")
     args = parser.parse_args(argv)
     if args.strokes < 1:
         parser.error("--strokes must be >= 1")
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not 1 <= args.turns <= len(PROMPTS):
+        parser.error(f"--turns must be 1..{len(PROMPTS)}")
     start = time.perf_counter()
     torch.manual_seed(args.seed)
 
-    canvas = Canvas(0.2794, 0.2159, 256)
-    brush, palette = Brush.preset("round"), Palette.preset("acrylic")
-
-    # 1. The person's turn: marker strokes on blank paper.
-    marker = PhysicalBrush(Brush.preset("sharpie"), seed=args.seed)
-    person = marker.paint_many(torch.ones(3, *canvas.size_px), person_strokes(canvas), canvas)
-
-    # 2. What the painting should become: a scene that keeps the person's marks (the edit model
-    #    will propose this; today a procedural scene stands in for it).
-    scene = SceneGenerator(palette, size=canvas.size_px, seed=args.seed).generate(args.scene)
-    target = torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255
-    marked = (person < 0.6).any(0)
-    target = torch.where(marked, person, target)
-
-    # 3. The robot's turn: plan additions only, then paint them with the physical brush.
-    config = PlannerConfig(seed=args.seed)
+    # 1. A fresh simulated session (the demo's own folder is replaced).
+    folder = args.out / "session"
+    if folder.exists():
+        shutil.rmtree(folder)
+    # A shorter schedule than the planner's default (200 + 40 steps): ~1-2 min for the whole
+    # demo on 2 CPU cores, at a small loss in fidelity.
+    planner_config = PlannerConfig(seed=args.seed, coarse_steps=DEMO_COARSE_STEPS, fine_steps=20)
     if args.quick:
-        config = PlannerConfig(seed=args.seed, coarse_steps=20, fine_steps=5)
-    planner = Planner(canvas, brush, palette, config)
+        planner_config = PlannerConfig(seed=args.seed, coarse_steps=10, fine_steps=3)
+    session = open_sim_session(
+        folder,
+        SessionConfig(strokes=args.strokes, proposals=args.proposals, seed=args.seed),
+        planner_config,
+    )
+    print(f"session: {folder}  model: {session.model_name}", file=sys.stderr, flush=True)
+    canvas = session.planner.canvas
 
-    def progress(info: dict) -> None:
-        if info.get("step", 0) % 50 == 0 or info.get("step") == info.get("total"):
-            print(f"  {info['phase']}: {info['step']}/{info['total']}", file=sys.stderr, flush=True)
+    # 2. Turns: the person sketches, the robot paints what the prompt asks for.
+    robot_turns = []
+    for k, prompt in enumerate(PROMPTS[: args.turns]):
+        session.human_turn(paths=sketch(k, canvas.width_m, canvas.height_m))
+        print(f"turn {2 * k + 2}: robot, {prompt!r}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        proposals = session.propose(prompt)
+        session.choose(0)  # the person takes the first (best-ranked with a scorer)
+        _plan, report = session.plan(on_progress=_progress)
+        t_plan = time.perf_counter() - t0
+        execution = session.execute()
+        turn = session.store.turns()[-1]
+        robot_turns.append({
+            "prompt": prompt,
+            "strokes": execution.paths_done,
+            "proposal_scores": [score for _, score in proposals],
+            "loss_canvas": round(report.loss_canvas, 4),
+            "loss_final": round(report.loss_final, 4),
+            "painted_loss": round(float(((session.canvas - read_png(turn.target)) ** 2).mean()), 4),
+            "preserved_fraction": round(report.preserved_fraction, 4),
+            "ready_seconds": round(t_plan, 1),
+            "arm_minutes_estimate": round(report.estimated_seconds / 60, 1),
+        })  # fmt: skip
 
-    print(f"caption: {scene.caption}", flush=True)
-    plan, report = planner.plan(person, target, strokes=args.strokes, on_progress=progress)
-    painted = paint_plan(plan, person, seed=args.seed)
-    simulated = planner.render(plan, person)
-
-    images = {"person": person, "target": target, "simulated": simulated, "painted": painted}
-    for name, image in images.items():
-        write_png_atomic(image, args.out / f"{name}.png")
-    write_png_atomic(torch.cat(list(images.values()), dim=2), args.out / "sheet.png")
-    plan.save(args.out / "plan.json")
+    # 3. Export and summary.
+    session.export(args.out)
+    turns = session.store.turns()
     summary = {
         "out": str(args.out.resolve()),
-        "caption": scene.caption,
-        "strokes": len(plan),
-        "paint_changes": report.paint_changes,
-        "loss_canvas": report.loss_canvas,
-        "loss_final": report.loss_final,
-        "painted_loss": float(((painted - target) ** 2).mean()),
-        "preserved_fraction": report.preserved_fraction,
-        "estimated_arm_minutes": round(report.estimated_seconds / 60, 1),
+        "model": session.model_name,
+        "turns": len(turns),
+        "human_turns": sum(t.kind == "human" for t in turns),
+        "robot_turns": sum(t.kind == "robot" for t in turns),
+        "strokes": sum(r["strokes"] for r in robot_turns),
         "seconds": round(time.perf_counter() - start, 1),
+        "preserved_fraction": [r["preserved_fraction"] for r in robot_turns],
+        "robot": robot_turns,
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {args.out}/: person.png target.png simulated.png painted.png sheet.png plan.json")
-    print(json.dumps(summary))
+    session.close()
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    print(f"wrote {args.out}/: session/ images/ timelapse.gif final.png session.json summary.json")
+    print(json.dumps(summary, ensure_ascii=False))
     return 0

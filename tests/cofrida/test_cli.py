@@ -25,23 +25,30 @@ def test_unknown_command_and_benchmark_are_clear_errors(capsys):
     assert "unknown benchmark 'nope'" in capsys.readouterr().err
 
 
-def test_demo_runs_a_copainting_turn_via_python_m(tmp_path):
+def test_demo_runs_a_copainting_session_via_python_m(tmp_path):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "cofrida", "demo", "--out", str(out)]
     proc = subprocess.run(
-        [*cmd, "--strokes", "30", "--quick"], capture_output=True, text=True, check=True
+        [*cmd, "--strokes", "12", "--quick", "--turns", "2", "--proposals", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["strokes"] == 30
-    assert summary["loss_final"] < summary["loss_canvas"]  # the robot's turn helped
-    assert summary["preserved_fraction"] >= 0.95  # and kept the person's marks
-    for name in ("person", "target", "simulated", "painted"):
-        with Image.open(out / f"{name}.png") as img:
-            assert img.size == (256, 198)
-    with Image.open(out / "sheet.png") as sheet:
-        assert sheet.size == (1024, 198)
-    plan = json.loads((out / "plan.json").read_text())
-    assert len(plan["order"]) == 30
+    assert str(out) in proc.stdout  # says where the session is
+    assert (summary["turns"], summary["human_turns"], summary["robot_turns"]) == (4, 2, 2)
+    assert summary["strokes"] == 24 and summary["model"] == "scene-stand-in"
+    for turn in summary["robot"]:
+        assert turn["loss_final"] < turn["loss_canvas"]  # the robot's turn helped
+        assert turn["preserved_fraction"] >= 0.95  # and kept the person's marks
+    record = json.loads((out / "session.json").read_text())
+    assert [t["kind"] for t in record["turns"]] == ["human", "robot"] * 2
+    assert all(t["state"] == "done" for t in record["turns"])
+    assert (out / "session" / "session.sqlite").exists()
+    with Image.open(out / "final.png") as img:
+        assert img.size == (256, 198)
+    with Image.open(out / "timelapse.gif") as gif:
+        assert gif.n_frames >= 6
 
 
 def test_demo_rejects_bad_arguments(capsys):
