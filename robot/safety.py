@@ -177,6 +177,11 @@ def check_paths(
     ]
 
 
+# Points this close outside the box are float rounding (planners work in float32), not motion:
+# they are put on the boundary and not reported. 1 micrometre is far below any arm's precision.
+ROUNDING_TOLERANCE_M = 1e-6
+
+
 def _check_one(i, path, ws: Workspace, lim: MotionLimits, clip: bool, default_speed) -> SafePath:
     if not isinstance(path, BrushPath):
         raise ValueError(f"path {i}: expected a BrushPath, got {type(path).__name__}")
@@ -184,6 +189,9 @@ def _check_one(i, path, ws: Workspace, lim: MotionLimits, clip: bool, default_sp
     clipped: list[str] = []
     x0, y0, x1, y1 = ws.paint_box
     lo, hi = np.array([x0, y0, 0.0]), np.array([x1, y1, ws.max_press])
+    tol = np.array([ROUNDING_TOLERANCE_M, ROUNDING_TOLERANCE_M, 1e-6])
+    near = ((pts >= lo - tol) & (pts <= hi + tol)).all(axis=1)
+    pts[near] = np.clip(pts[near], lo, hi)
     bad = np.flatnonzero(((pts < lo) | (pts > hi)).any(axis=1))
     if len(bad):
         k = int(bad[0])

@@ -14,8 +14,6 @@ from robot.arms.sim import SimArmConfig
 from sim import Brush, Canvas
 from sim.palette import Palette
 
-PLAN_MARGIN_EXTRA_M = 0.0005  # m the planner keeps inside the arm's workspace margin
-
 
 def open_sim_session(
     folder: str | Path,
@@ -48,9 +46,8 @@ def open_sim_session(
     ws = arm.config.workspace
     paints = Palette.preset(palette)
     planner_config = planner_config or PlannerConfig(seed=config.seed)
-    # Plan.paths clips waypoints to exactly margin_m in float32, which the arm's safety check
-    # (float64) can see as a hair outside the same margin: plan half a millimetre inside it.
-    margin = max(planner_config.margin_m, ws.margin_m + PLAN_MARGIN_EXTRA_M)
+    # The planner keeps at least the arm's own margin, so no planned stroke is refused.
+    margin = max(planner_config.margin_m, ws.margin_m)
     planner = Planner(
         Canvas(ws.canvas_width_m, ws.canvas_height_m, canvas_px),
         Brush.preset(brush),

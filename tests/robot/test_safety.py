@@ -56,3 +56,19 @@ def test_randomised_plans_are_refused_or_clipped_into_the_envelope(seed):
 def test_workspace_rejects_stations_out_of_reach():
     with pytest.raises(ValueError, match="water_station"):
         Workspace(water_station=(1.0, 1.0))
+
+
+def test_float32_rounding_at_the_margin_is_not_a_violation():
+    """Planners clip to the margin in float32; that must pass a 'refuse' check unreported."""
+    ws = Workspace()
+    x0, y0, x1, y1 = ws.paint_box
+    edge = torch.tensor(
+        [[x0, y0, 0.5], [x1, y1, 0.5]], dtype=torch.float32
+    )  # float32 rounds these a hair past the float64 box
+    (safe,) = check_paths([BrushPath(edge, torch.zeros(3))], ws, MotionLimits(), "refuse")
+    assert safe.clipped == ()
+    assert safe.points[:, 0].min() >= x0 and safe.points[:, 0].max() <= x1
+    beyond = edge.clone()
+    beyond[1, 0] += 1e-4  # a tenth of a millimetre is real: refused
+    with pytest.raises(SafetyError, match="outside the workspace"):
+        check_paths([BrushPath(beyond, torch.zeros(3))], ws, MotionLimits(), "refuse")
