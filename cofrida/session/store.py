@@ -108,10 +108,27 @@ class SessionStore:
         config: stored on creation (brush, palette, canvas, model, ...); ignored when reopening.
         keep_every: keep the stroke snapshot of every k-th stroke for time-lapses (others are
             replaced as execution advances; the latest is always kept).
+        readonly: open an existing session to look at it while another process writes (a UI,
+            an export): nothing is written or cleaned up, and writing raises.
     """
 
-    def __init__(self, folder: str | Path, config: dict | None = None, keep_every: int = 10):
+    def __init__(
+        self,
+        folder: str | Path,
+        config: dict | None = None,
+        keep_every: int = 10,
+        readonly: bool = False,
+    ):
         self.folder = Path(folder)
+        self.readonly = readonly
+        if readonly:
+            if not (self.folder / "session.sqlite").is_file():
+                raise FileNotFoundError(f"no session at {self.folder}")
+            self._lock = threading.RLock()
+            uri = f"file:{self.folder / 'session.sqlite'}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            self.keep_every = max(1, keep_every)
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keep_every = max(1, keep_every)
         self._lock = threading.RLock()
@@ -143,6 +160,8 @@ class SessionStore:
             self.store = store
 
         def __enter__(self) -> sqlite3.Connection:
+            if self.store.readonly:
+                raise PermissionError(f"session {self.store.folder} was opened read-only")
             self.store._lock.acquire()
             self.store._db.execute("BEGIN IMMEDIATE")
             return self.store._db
@@ -173,6 +192,8 @@ class SessionStore:
         return None if rel is None else self.folder / rel
 
     def _image(self, turn_id: int, name: str, image) -> str:
+        if self.readonly:
+            raise PermissionError(f"session {self.folder} was opened read-only")
         return self._rel(
             write_png_atomic(image, self.folder / "images" / f"turn_{turn_id:04d}" / name)
         )

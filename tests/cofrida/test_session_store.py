@@ -163,3 +163,19 @@ def test_wal_rows_survive_without_close(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True)
     time.sleep(0.05)
     assert SessionStore(tmp_path).turn(1).prompt == "kept"
+
+
+def test_a_reader_never_touches_a_live_writers_files(tmp_path):
+    writer = SessionStore(tmp_path)
+    tid = writer.begin_turn("robot", torch.ones(3, 8, 8), prompt="sea")
+    in_flight = tmp_path / "images" / "turn_0001" / ".stroke_0000.abcd.tmp"
+    in_flight.write_bytes(b"half a png")  # the writer is mid-write
+    reader = SessionStore(tmp_path, readonly=True)
+    assert reader.turn(tid).prompt == "sea"
+    assert in_flight.exists()
+    with pytest.raises(PermissionError, match="read-only"):
+        reader.begin_turn("human", torch.ones(3, 8, 8))
+    with pytest.raises(FileNotFoundError, match="no session"):
+        SessionStore(tmp_path / "nowhere", readonly=True)
+    SessionStore(tmp_path).close()  # the writer reopening after a crash does clean up
+    assert not in_flight.exists()
