@@ -1,0 +1,116 @@
+"""`cofrida train`: fine-tune the edit model on simulator-painted shards, through accelerate.
+
+Examples:
+    # one CPU/GPU, the small default architecture from scratch, one-step losses
+    cofrida train --data-dir data/scenes --output-dir out/train --resolution 128 \\
+        --max-steps 20000 --batch-size 16 --checkpoint-every 1000 --validate-every 500
+
+    # LoRA on a real model, bf16, gradient checkpointing, resumed from the newest checkpoint
+    cofrida train --data-dir data/scenes --output-dir out/turbo --init-model stabilityai/sd-turbo \\
+        --finetune lora --lora-rank 8 --learning-rate 1e-4 --mixed-precision bf16 \\
+        --gradient-checkpointing --resume latest
+
+    # the multi-step teacher (InstructPix2Pix loss, 5%/5%/5% conditioning dropout)
+    cofrida train --data-dir data/scenes --output-dir out/teacher --mode multi_step
+
+    # 8 GPUs on one machine
+    accelerate launch --multi_gpu --num_processes 8 --mixed_precision bf16 \\
+        -m cofrida train --data-dir data/scenes --output-dir out/train --mixed-precision bf16
+
+    # 2 nodes x 8 GPUs: run on each node with its --machine_rank (0 and 1)
+    accelerate launch --multi_gpu --num_machines 2 --num_processes 16 --machine_rank 0 \\
+        --main_process_ip 10.0.0.1 --main_process_port 29500 \\
+        -m cofrida train --data-dir /shared/data --output-dir /shared/out/train
+
+Every optimizer step is one line in ``<output-dir>/log.jsonl``; progress lines go to stdout;
+the last line is one JSON object (step, final bundle folder, last loss). Ctrl-C saves a
+checkpoint at the current step and exits (resume with ``--resume latest``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+
+from cofrida.train.config import (
+    FINETUNES,
+    MODES,
+    PERCEPTUALS,
+    PRECISIONS,
+    RECONSTRUCTIONS,
+    TrainConfig,
+)
+
+CHOICES = {
+    "mode": MODES,
+    "finetune": FINETUNES,
+    "mixed_precision": PRECISIONS,
+    "reconstruction": RECONSTRUCTIONS,
+    "perceptual": PERCEPTUALS,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One ``--flag`` per `TrainConfig` field (underscores become dashes) plus ``--resume``."""
+    parser = argparse.ArgumentParser(
+        prog="cofrida train",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, list):
+            parser.add_argument(flag, nargs="*", default=list(default), metavar="TEXT")
+        else:
+            parser.add_argument(
+                flag, type=type(default), default=default, choices=CHOICES.get(f.name)
+            )
+    parser.add_argument(
+        "--resume", default=None, help="'latest' (newest checkpoint in --output-dir) or a folder"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``cofrida train``; returns the exit code (2 for bad arguments or data)."""
+    args = vars(build_parser().parse_args(argv))
+    resume = args.pop("resume")
+    try:
+        config = TrainConfig(**args)
+        if not config.data_dir:
+            raise ValueError("--data-dir is required (a folder with data/*.parquet)")
+        from cofrida.train.loop import train
+
+        stop = {"now": False}
+
+        def on_sigint(_signum, _frame):  # first Ctrl-C: checkpoint and stop; second: abort
+            if stop["now"]:
+                raise KeyboardInterrupt
+            stop["now"] = True
+            print("stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            result = train(config, resume=resume, should_stop=lambda: stop["now"])
+        except KeyboardInterrupt:
+            print("aborted; the last complete checkpoint is intact", file=sys.stderr)
+            return 130
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"cofrida train: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""`TrainConfig`: every setting of `cofrida train`, one field each, with its reasoning."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODES = ("one_step", "multi_step")
+FINETUNES = ("full", "lora")
+PRECISIONS = ("no", "fp16", "bf16")
+RECONSTRUCTIONS = ("l2", "l1")
+PERCEPTUALS = ("edges", "scorer")
+
+
+@dataclass
+class TrainConfig:
+    """How `cofrida.train.train` fine-tunes the edit model; written as ``train_config.json``.
+
+    Batch sizes are per process: under ``accelerate launch`` on G GPUs one optimizer step sees
+    ``batch_size * grad_accumulation * G`` records.
+    """
+
+    # --- data and output
+    data_dir: str = ""  # folder of shards: <data_dir>/data/*.parquet (the make-data layout)
+    output_dir: str = "out/train"  # checkpoints, validation grids, log.jsonl, final/
+    resolution: int = 128  # px of the square training crop (shorter side resized to it)
+    random_crop: bool = False  # off: paintings have a layout the caption describes
+    random_flip: bool = False  # off: a flip turns "on the left" into a false caption
+    num_workers: int = 0  # DataLoader workers per process (PNG decoding)
+
+    # --- model
+    init_model: str = "tiny:minilm"  # bundle folder / hub id, or tiny:minilm | tiny:tiny_clip
+    mode: str = "one_step"  # one_step (pix2pix-Turbo style) | multi_step (InstructPix2Pix)
+    finetune: str = "full"  # full UNet | lora (peft adapters only)
+    lora_rank: int = 8  # LoRA rank r (alpha = r)
+    lora_conv: bool = False  # LoRA also on the resnet convolutions
+    skip_connections: bool = False  # one-step: train VAE encoder->decoder skips (pix2pix-Turbo)
+    train_decoder: bool = False  # one-step: also train the VAE decoder (needed from scratch)
+    gradient_checkpointing: bool = False  # trade ~30% compute for activation memory
+
+    # --- optimisation
+    learning_rate: float = 1e-4  # AdamW; LoRA usually wants 10x the full fine-tune rate
+    adam_weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    batch_size: int = 4  # records per process per micro-batch
+    grad_accumulation: int = 1  # micro-batches per optimizer step
+    max_steps: int = 1000  # optimizer steps in all (a resumed run stops at the same step)
+    lr_warmup_steps: int = 0  # linear warm-up, then constant
+    mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate autocast; weights stay fp32)
+    seed: int = 0  # weights, data order, noise and dropout are functions of it
+
+    # --- checkpoints and validation
+    checkpoint_every: int = 500  # optimizer steps between accelerate checkpoints (0 = never)
+    keep_checkpoints: int = 3  # keep the last m checkpoint-<step>/ folders (0 = keep all)
+    validate_every: int = 500  # steps between validation grids (0 = only at the end)
+    validation_records: int = 4  # the first n records of the data, fixed for the whole run
+    validation_prompts: list[str] = field(default_factory=list)  # extra prompts on record 0
+    log_every: int = 10  # steps between progress lines (every step goes to log.jsonl)
+
+    # --- multi-step: classifier-free guidance dropout, as InstructPix2Pix trains
+    drop_text_prob: float = 0.05  # prompt replaced by "" only
+    drop_image_prob: float = 0.05  # canvas latents zeroed only
+    drop_both_prob: float = 0.05  # both dropped
+
+    # --- one-step losses (weights; 0 turns a term off)
+    reconstruction: str = "l2"  # l2 | l1 in pixel space, after decoding the one-step x0
+    reconstruction_weight: float = 1.0
+    perceptual: str = "edges"  # edges (multi-scale gradients + local statistics) | scorer
+    perceptual_weight: float = 0.5
+    adversarial_weight: float = 0.0  # hinge GAN with a small patch discriminator
+    text_alignment_weight: float = 0.0  # -scorer(decoded, caption)
+    scorer: str = ""  # scorer folder (SceneScorer or CLIP) for text alignment / perceptual
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.mode in MODES, f"mode must be one of {MODES}"),
+            (self.finetune in FINETUNES, f"finetune must be one of {FINETUNES}"),
+            (self.mixed_precision in PRECISIONS, f"mixed_precision must be one of {PRECISIONS}"),
+            (self.reconstruction in RECONSTRUCTIONS, f"reconstruction: one of {RECONSTRUCTIONS}"),
+            (self.perceptual in PERCEPTUALS, f"perceptual must be one of {PERCEPTUALS}"),
+            (self.resolution >= 16, "resolution must be >= 16"),
+            (self.batch_size >= 1 and self.grad_accumulation >= 1, "batch sizes must be >= 1"),
+            (self.max_steps >= 1, "max_steps must be >= 1"),
+            (self.lora_rank >= 1, "lora_rank must be >= 1"),
+            (
+                min(self.drop_text_prob, self.drop_image_prob, self.drop_both_prob) >= 0
+                and self.drop_text_prob + self.drop_image_prob + self.drop_both_prob <= 1,
+                "dropout probabilities must be >= 0 and sum to <= 1",
+            ),
+            (
+                not (self.text_alignment_weight > 0 or self.perceptual == "scorer")
+                or bool(self.scorer),
+                "text_alignment_weight > 0 or perceptual='scorer' needs --scorer",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"TrainConfig: {message}")
+
+    def to_json(self) -> str:
+        """The config as indented JSON."""
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    def save(self, folder: str | Path) -> None:
+        """Write ``train_config.json`` into ``folder``."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "train_config.json").write_text(self.to_json())

@@ -1,0 +1,370 @@
+"""The training loop: accelerate, checkpoints and resume, validation grids, the final bundle.
+
+Runs unchanged on one CPU, one GPU, or under ``accelerate launch`` on many GPUs and nodes
+(accelerate picks the process group from its launcher). Layout of ``output_dir``::
+
+    train_config.json          the TrainConfig of the run
+    log.jsonl                  one line per optimizer step: step, loss terms, lr, steps/s
+    checkpoint-<step>/         accelerate state (model, optimizer, scheduler, sampler, RNG)
+                               + training_state.json ({"step": ...}); the last m are kept
+    validation/step-<step>.png rows of [canvas | proposal | target] for fixed records
+    final/                     the fine-tuned EditModel bundle (EditModel.from_pretrained)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cofrida.train.config import TrainConfig
+from cofrida.train.data import ShardDataset, collate
+from cofrida.train.losses import PatchDiscriminator, hinge_discriminator_loss
+from cofrida.train.objectives import (
+    MultiStepDenoiser,
+    OneStepGenerator,
+    OneStepLosses,
+    encode_captions,
+    multi_step_loss,
+)
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "training_state.json"
+
+
+def load_init_model(config: TrainConfig):
+    """The `EditModel` training starts from (see `TrainConfig.init_model`)."""
+    from cofrida.model import EditModel, tiny
+
+    if config.init_model.startswith("tiny:"):
+        encoder = config.init_model.split(":", 1)[1]
+        return tiny.build_edit_model(
+            encoder, resolution=config.resolution, mode=config.mode, seed=config.seed
+        )
+    return EditModel.from_pretrained(
+        config.init_model, resolution=config.resolution, mode=config.mode
+    )
+
+
+def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint in ``output_dir``, oldest first."""
+    found = []
+    root = Path(output_dir)
+    if root.is_dir():
+        for p in root.iterdir():
+            m = CHECKPOINT_RE.match(p.name)
+            if m and (p / STATE_FILE).is_file():
+                found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
+    """``None``; ``"latest"`` (the newest checkpoint, or None when there is none); or a folder.
+
+    Raises:
+        FileNotFoundError: a named checkpoint folder lacks ``training_state.json``.
+    """
+    if not resume:
+        return None
+    if resume == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1][1] if found else None
+    path = Path(resume)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint folder (no {STATE_FILE})")
+    return path
+
+
+def _setup_trainable(model, config: TrainConfig) -> list[torch.nn.Parameter]:
+    """Freeze what stays fixed; add LoRA / skips; return the parameters to optimise."""
+    from cofrida.model import unet_io
+
+    model.vae.requires_grad_(False)
+    model.text_encoder.requires_grad_(False)
+    if config.finetune == "lora":
+        if unet_io.has_lora(model.unet):
+            model.unet.requires_grad_(False)
+            for name, p in model.unet.named_parameters():
+                p.requires_grad_(".lora_" in name)
+        else:
+            model.add_lora(rank=config.lora_rank, conv=config.lora_conv)
+    else:
+        model.unet.requires_grad_(True)
+    if config.skip_connections and config.mode == "one_step":
+        model.add_skip_connections()
+    if model.vae_skips is not None:
+        model.vae_skips.requires_grad_(config.mode == "one_step")
+    decoder = [model.vae.decoder, model.vae.post_quant_conv]
+    if config.train_decoder and config.mode == "one_step":
+        for part in decoder:
+            part.requires_grad_(True)
+    if config.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+    model.unet.train()
+    params = [p for p in model.unet.parameters() if p.requires_grad]
+    if model.vae_skips is not None:
+        params += [p for p in model.vae_skips.parameters() if p.requires_grad]
+    params += [p for part in decoder for p in part.parameters() if p.requires_grad]
+    return params
+
+
+def _load_scorer(config: TrainConfig, device):
+    if not config.scorer:
+        return None
+    from cofrida.scorer import load_scorer
+
+    return load_scorer(config.scorer).to(device).eval().requires_grad_(False)
+
+
+def _image_grid(rows: list[list[torch.Tensor]]) -> Image.Image:
+    """Rows of (3, S, S) images in 0..1 -> one PIL image with 2 px white gutters."""
+    s = rows[0][0].shape[-1]
+    cols = max(len(r) for r in rows)
+    grid = torch.ones(3, len(rows) * (s + 2), cols * (s + 2))
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            grid[:, i * (s + 2) : i * (s + 2) + s, j * (s + 2) : j * (s + 2) + s] = im
+    arr = (grid.clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def _validate(model, items: list[dict], prompts: list[str], path: Path, mode: str) -> None:
+    """Write [canvas | proposal | target] rows for fixed records (+ extra prompts on the first)."""
+    was_training = model.unet.training
+    model.unet.eval()
+    jobs = [(it["partial"], it["caption"], it["full"]) for it in items]
+    jobs += [(items[0]["partial"], p, None) for p in prompts]
+    rows = []
+    for canvas, prompt, target in jobs:
+        out = model.propose(canvas, prompt, n=1, seed=0, mode=mode)[0].cpu()
+        rows.append([canvas, out] + ([target] if target is not None else []))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _image_grid(rows).save(path)
+    model.unet.train(was_training)
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log lines after ``step`` (a resumed run re-does them, so none is repeated)."""
+    if not log_path.is_file():
+        return
+    keep = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    log_path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def _save_checkpoint(accelerator, output_dir: Path, step: int, keep: int) -> None:
+    """accelerate state into ``checkpoint-<step>`` (via a temp folder), then prune old ones."""
+    final = output_dir / f"checkpoint-{step}"
+    tmp = output_dir / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        if keep > 0:
+            for _, old in list_checkpoints(output_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def train(
+    config: TrainConfig,
+    resume: str | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
+    """Fine-tune the edit model on the data shards.
+
+    Args:
+        config: the run (see `TrainConfig`).
+        resume: None (start fresh), ``"latest"`` (the newest checkpoint in output_dir, if any)
+            or a checkpoint folder. The run continues at the checkpoint's step up to
+            ``config.max_steps``; data order, noise and optimizer state continue too.
+        on_log: called on the main process with each step's log record.
+        should_stop: polled after every step; True saves a checkpoint and returns early.
+
+    Returns:
+        {"step", "final" (bundle folder or None when stopped), "loss" (last), "stopped"}.
+
+    Raises:
+        FileNotFoundError: no shards, or a bad resume folder.
+        ValueError: shards without the needed columns; bad config.
+    """
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import set_seed
+    from diffusers import DDPMScheduler
+
+    out = Path(config.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.grad_accumulation,
+        project_dir=str(out),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(config.seed)
+
+    # 1. Data first: a bad folder fails before any model is built.
+    dataset = ShardDataset(
+        config.data_dir, config.resolution, config.random_crop, config.random_flip, config.seed
+    )
+    val_items = [dataset[i] for i in range(min(config.validation_records, len(dataset)))]
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        num_workers=config.num_workers,
+        drop_last=len(dataset) >= config.batch_size,
+        # its own generator: starting an epoch must not draw from the global RNG, whose state
+        # checkpoints restore (noise and dropout after a resume equal an uninterrupted run)
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+    # 2. Model, trainable parts, optimizer.
+    model = load_init_model(config)
+    params = _setup_trainable(model, config)
+    if not params:
+        raise ValueError("nothing to train: the model has no trainable parameters")
+    model.to(accelerator.device)
+    one_step = config.mode == "one_step"
+    trainable = OneStepGenerator(model) if one_step else MultiStepDenoiser(model)
+    optimizer = torch.optim.AdamW(
+        params, lr=config.learning_rate, weight_decay=config.adam_weight_decay
+    )
+    warmup = config.lr_warmup_steps * accelerator.num_processes
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
+    )
+    scorer = _load_scorer(config, accelerator.device)
+    discriminator = d_optimizer = None
+    if one_step and config.adversarial_weight > 0:
+        discriminator = PatchDiscriminator().to(accelerator.device)
+        d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=config.learning_rate)
+    trainable, optimizer, loader, lr_scheduler = accelerator.prepare(
+        trainable, optimizer, loader, lr_scheduler
+    )
+    if discriminator is not None:
+        discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
+    losses = OneStepLosses(config, scorer, discriminator) if one_step else None
+    noise_scheduler = None if one_step else DDPMScheduler.from_config(model.scheduler.config)
+    uncond = None
+    if not one_step:
+        uncond = encode_captions(model, [""], accelerator.device)
+
+    # 3. Resume: state, step, and where in the data order it stopped.
+    step = 0
+    start = resolve_resume(resume, out)
+    if start is not None:
+        accelerator.load_state(str(start))
+        step = json.loads((start / STATE_FILE).read_text())["step"]
+        accelerator.print(f"resumed from {start} at step {step}")
+    log_path = out / "log.jsonl"
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out)
+        _truncate_log(log_path, step)
+
+    # 4. The loop: one optimizer step per grad_accumulation micro-batches.
+    per_epoch = max(len(loader), 1)
+    consumed = step * config.grad_accumulation
+    epoch, skip = divmod(consumed, per_epoch)
+    last_loss, stopped = math.nan, False
+    tick, tick_step = time.perf_counter(), step
+    accum: dict[str, float] = {}
+    while step < config.max_steps and not stopped:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        skip = 0
+        for batch in batches:
+            with accelerator.accumulate(trainable):
+                text = encode_captions(model, batch["caption"], accelerator.device)
+                with accelerator.autocast():
+                    if one_step:
+                        b, _, h, w = batch["partial"].shape
+                        f = model.vae_scale_factor
+                        noise = torch.randn(b, 4, h // f, w // f, device=accelerator.device)
+                        pred = trainable(batch["partial"], text.hidden_states, text.mask, noise)
+                        loss, parts = losses(pred, batch["full"], batch["caption"])
+                    else:
+                        loss, parts = multi_step_loss(
+                            trainable, model, noise_scheduler, batch, text, uncond, config
+                        )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if discriminator is not None:
+                    with accelerator.autocast():
+                        d_loss = hinge_discriminator_loss(
+                            discriminator(batch["full"]), discriminator(pred.detach().float())
+                        )
+                    accelerator.backward(d_loss)
+                    d_optimizer.step()
+                    d_optimizer.zero_grad(set_to_none=True)
+                    parts["discriminator"] = float(d_loss.detach())
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
+                accum[k] = accum.get(k, 0.0) + v / config.grad_accumulation
+            if not accelerator.sync_gradients:
+                continue
+
+            # one optimizer step done
+            step += 1
+            last_loss = accum["loss"]
+            now = time.perf_counter()
+            record = {
+                "step": step,
+                **{k: round(v, 6) for k, v in accum.items()},
+                "lr": lr_scheduler.get_last_lr()[0],
+                "steps_per_s": round((step - tick_step) / max(now - tick, 1e-9), 3),
+            }
+            accum = {}
+            if accelerator.is_main_process:
+                with log_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if on_log is not None:
+                    on_log(record)
+                if step % max(config.log_every, 1) == 0 or step == config.max_steps:
+                    terms = " ".join(
+                        f"{k} {v:.4f}" for k, v in record.items() if k not in ("step", "lr")
+                    )
+                    print(f"step {step}/{config.max_steps} {terms}", flush=True)
+                    tick, tick_step = now, step
+            stopped = bool(should_stop and should_stop())
+            if config.checkpoint_every and (step % config.checkpoint_every == 0 or stopped):
+                _save_checkpoint(accelerator, out, step, config.keep_checkpoints)
+            if accelerator.is_main_process and (
+                (config.validate_every and step % config.validate_every == 0)
+                or step == config.max_steps
+            ):
+                _validate(
+                    model, val_items, config.validation_prompts,
+                    out / "validation" / f"step-{step:06d}.png", config.mode,
+                )  # fmt: skip
+            if step >= config.max_steps or stopped:
+                break
+        epoch += 1
+
+    # 5. The fine-tuned bundle.
+    accelerator.wait_for_everyone()
+    final = None
+    if not stopped:
+        final = out / "final"
+        if accelerator.is_main_process:
+            model.save_pretrained(final)  # the same modules the wrapped ones hold
+    accelerator.end_training()
+    return {"step": step, "final": None if final is None else str(final), "loss": last_loss,
+            "stopped": stopped}  # fmt: skip
