@@ -21,15 +21,6 @@ VAE_BLOCKS = (8, 8, 16, 16)  # x8 downsampling, as the real bundle, but cheaper
 PROMPT = "a red sun over a green hill"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and 2 threads on 2 shared cores can stall 50x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_model(**config) -> EditModel:
     config = {"resolution": 32, "num_inference_steps": 3, **config}
     return tiny.build_edit_model("tiny_clip", vae_blocks=VAE_BLOCKS, seed=0, **config)

@@ -20,14 +20,6 @@ from cofrida.scorer import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
     """A random tiny CLIPModel + a byte-level CLIP tokenizer, saved like a hub folder."""

@@ -54,11 +54,6 @@ def planned_session(folder):
     return s, s.store.turns()[-1].id
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
 def test_a_full_turn_is_recorded_and_keeps_the_persons_marks(tmp_path):
     s, tid = planned_session(tmp_path / "s")
     report = s.execute()

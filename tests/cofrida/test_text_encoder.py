@@ -11,15 +11,6 @@ from cofrida.model import TextEncoder, minilm_path
 from cofrida.model.tiny import tiny_clip_text_encoder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and 2 threads on 2 shared cores can stall 50x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def minilm():
     try:

@@ -20,35 +20,13 @@ from PIL import Image
 
 from cofrida.commands import train as train_cli
 from cofrida.data import SceneGenerator
+from cofrida.data.shards import schema as shard_schema
 from cofrida.model import EditModel, tiny
 from cofrida.train import ShardDataset, TrainConfig, train
 from cofrida.train.objectives import dropout_masks
 from sim.palette import Palette
 
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("source_index", pa.int64()),
-        ("partial", pa.binary()),
-        ("full", pa.binary()),
-        ("source", pa.binary()),
-        ("caption", pa.string()),
-        ("strokes", pa.string()),
-        ("kept", pa.list_(pa.int32())),
-        ("partial_kind", pa.string()),
-        ("source_id", pa.string()),
-        ("profile", pa.string()),
-        ("seed", pa.int64()),
-    ]
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+SCHEMA = shard_schema()  # exactly what `cofrida make-data` writes
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -13,18 +13,6 @@ from sim.physical_brush import PhysicalBrush
 PX = 48
 
 
-@pytest.fixture(scope="package", autouse=True)
-def _fast_cpu_numerics():
-    """Flush denormals (as every cofrida entry point does: 10-40x faster renders) and use one
-    thread: these 48 px problems are too small to gain from two, and a shared 2-core machine
-    makes spinning OpenMP threads several times slower. Restored after the package."""
-    threads = torch.get_num_threads()
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_canvas() -> Canvas:
     return Canvas(0.12, 0.12, PX, PX)
 
