@@ -19,6 +19,7 @@ import torch
 from planner.config import ArmSpeeds
 from planner.ordering import endpoints, travel_m
 from sim import Brush, BrushPath, Canvas, Strokes
+from sim.dataclass_io import check_fields
 from sim.palette import Palette
 
 FORMAT_VERSION = 1
@@ -180,14 +181,8 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
-        if not isinstance(data, dict):
-            raise ValueError(f"Plan JSON must be an object, got {type(data).__name__}")
-        unknown = set(data) - set(_FIELDS)
-        if unknown:
-            raise ValueError(f"Plan: unknown fields {sorted(unknown)}; known: {list(_FIELDS)}")
-        missing = {"canvas", "brush", "palette", "strokes", "order"} - set(data)
-        if missing:
-            raise ValueError(f"Plan: missing fields {sorted(missing)}")
+        required = ("canvas", "brush", "palette", "strokes", "order")
+        check_fields("Plan", data, _FIELDS, required=required)
         if data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
             raise ValueError(f"Plan: unsupported format version {data['version']!r}")
         plan = cls(

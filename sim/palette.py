@@ -19,6 +19,8 @@ import json
 import numpy as np
 import torch
 
+from sim.dataclass_io import check_fields
+
 # D65 reference white in XYZ (Y = 1) and the sRGB (linear) -> XYZ matrix of IEC 61966-2-1.
 _D65 = (0.95047, 1.0, 1.08883)
 _RGB_TO_XYZ = (
@@ -246,13 +248,7 @@ class Palette:
 
     @classmethod
     def from_dict(cls, data: dict) -> Palette:
-        if not isinstance(data, dict):
-            raise ValueError(f"Palette JSON must be an object, got {type(data).__name__}")
-        unknown = set(data) - set(_JSON_FIELDS)
-        if unknown:
-            raise ValueError(f"Palette: unknown fields {sorted(unknown)}; known: {_JSON_FIELDS}")
-        if "colors" not in data:
-            raise ValueError("Palette: missing field 'colors'")
+        check_fields("Palette", data, _JSON_FIELDS, required=("colors",))
         try:
             colors = torch.tensor(data["colors"], dtype=torch.float32)
         except (TypeError, ValueError) as e:

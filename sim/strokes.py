@@ -23,6 +23,7 @@ import torch
 
 from sim.brush import Brush
 from sim.canvas import Canvas
+from sim.dataclass_io import check_fields
 
 _SHAPES = {
     "position": (2,),
@@ -197,14 +198,7 @@ class Strokes:
 
     @classmethod
     def from_dict(cls, data: dict) -> Strokes:
-        if not isinstance(data, dict):
-            raise ValueError(f"Strokes JSON must be an object, got {type(data).__name__}")
-        unknown = set(data) - set(FIELDS)
-        if unknown:
-            raise ValueError(f"Strokes: unknown fields {sorted(unknown)}; known: {list(FIELDS)}")
-        missing = set(_SHAPES) - set(data)
-        if missing:
-            raise ValueError(f"Strokes: missing fields {sorted(missing)}")
+        check_fields("Strokes", data, FIELDS, required=_SHAPES)
         kwargs = {}
         for name in _SHAPES:
             try:
