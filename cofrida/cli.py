@@ -28,6 +28,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show-data": ("cofrida.commands.show_data", "write a contact sheet of a training data folder"),
     "train": ("cofrida.commands.train", "fine-tune the edit model (accelerate)"),
     "train-scorer": ("cofrida.commands.train_scorer", "train the offline image-text scorer"),
+    "train-autoencoder": (
+        "cofrida.commands.train_autoencoder",
+        "pre-train the small autoencoder of a from-scratch edit model",
+    ),
+    "quantize": ("cofrida.commands.quantize", "W4A4-quantize an edit-model bundle (SVDQuant)"),
+    "eval": ("cofrida.commands.eval", "evaluate edit models on held-out prompts and canvases"),
+    "ui": ("ui.app", "serve the co-painting browser UI (Gradio)"),
 }
 
 

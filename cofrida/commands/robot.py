@@ -6,6 +6,10 @@ Examples:
         --camera.type=opencv --camera.device=0 --yes
     cofrida robot types
     cofrida robot capture-strokes --arm.type=sim --camera.type=sim --n 60 --out strokes.npz
+    cofrida robot brush-height --arm.type=sim --arm.surface_error_m=0.0012 --camera.type=sim
+    cofrida robot brush-height --arm.type=grbl --arm.port=/dev/ttyUSB0 --ask
+    cofrida robot calibrate-robot --arm.type=sim --arm.misregistration_offset_m=[0.003,-0.002] \
+        --camera.type=sim --verify
     cofrida robot up --arm.type=sim --camera.type=sim   # ROS 2 nodes (robot.ros.launch)
 
 ``calibrate`` runs canvas calibration (ArUco markers -> homography, reprojection error) and
@@ -19,6 +23,13 @@ out (`robot.calibration.stroke_capture`) and writes a stroke dataset for
 ``cofrida calibrate strokes --data OUT``. It uses the saved canvas calibration of ``--arm.name``
 when it fits the camera, else calibrates from a frame now. With a real arm it asks for a blank
 sheet whenever one is full; the sim arm's canvas is simply reset.
+
+``brush-height`` dabs lower and lower at a test spot until the camera (or, with ``--ask``, you)
+sees a mark (`robot.calibration.brush_height`); ``calibrate-robot`` dots a grid, finds the dots
+with the camera and fits where the arm's commands really land
+(`robot.calibration.robot_to_canvas`). Run them in that order, on blank paper; both save under
+``<user data>/calibrations/<arm.name>/`` and every arm of that name applies them from then on.
+Progress goes to stderr, one JSON summary is the last line of stdout.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from robot.calibration import (
 )
 from robot.cameras import camera_config_class, camera_types, make_camera
 from robot.cli_config import ConfigError, build_config, split_options
+from robot.errors import CalibrationError
 from sim.brush import BRUSH_PRESETS, Brush
 from sim.palette import Palette
 
@@ -193,6 +205,149 @@ def capture_strokes_command(arm_cfg, cam_cfg, args) -> int:
     return 0 if report.out_path else 1
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _blank_sheet(arm, yes: bool, what: str) -> None:
+    """The sim arm's sheet is reset; a person puts a blank sheet down (unless --yes)."""
+    if hasattr(arm, "load_canvas_image"):
+        arm.load_canvas_image(None)
+    elif not yes:
+        input(f"Put a blank sheet down (markers visible) and {what}, then press Enter ")
+
+
+def calibrate_robot_command(arm_cfg, cam_cfg, args) -> int:
+    """``cofrida robot calibrate-robot``: dot a grid, find the dots, fit and save the mapping."""
+    from robot.calibration.robot_to_canvas import (
+        KIND,
+        RobotToCanvasConfig,
+        calibrate_robot_to_canvas,
+        verify_robot_to_canvas,
+    )
+
+    config = RobotToCanvasConfig(
+        rows=args.rows, cols=args.cols, inset_m=args.inset_m, press=args.press,
+        max_residual_mm=args.max_residual_mm, frames=args.frames,
+    )  # fmt: skip
+
+    def progress(info: dict) -> None:
+        if info["stage"] == "dots" and info["done"] == info["total"]:
+            _say(f"dotted {info['total']} points")
+        elif info["stage"] == "fit":
+            _say(f"found {info['found']}/{info['total']} dots ({info['marks']} new marks)")
+
+    arm = make_arm(arm_cfg)
+    arm.connect()
+    try:
+        camera = make_camera(cam_cfg, **({"arm": arm} if cam_cfg.type == "sim" else {}))
+        camera.connect()
+        try:
+            _blank_sheet(arm, args.yes, "load the brush with dark paint")
+            calibration, source = _canvas_calibration(arm, arm_cfg, camera, cam_cfg)
+            _say(f"canvas calibration ({source}): {calibration.reprojection_max_px:.3f} px max")
+            mapping = calibrate_robot_to_canvas(arm, camera, calibration, config, progress)
+            saved = save_calibration(arm_cfg.name, KIND, mapping.to_dict())
+            figures = mapping.summary()
+            _say(
+                f"uncorrected the dots land up to {figures['error_before_max_mm']:.2f} mm off; "
+                f"fit residual {figures['residual_rms_mm']:.3f} mm rms, "
+                f"{figures['residual_max_mm']:.3f} mm max; saved {saved}"
+            )
+            summary = {"robot": arm_cfg.name, **figures, "saved": str(saved)}
+            if args.verify:
+                arm.robot_to_canvas = mapping
+                check = verify_robot_to_canvas(arm, camera, calibration, config)
+                _say(
+                    f"verified: {check['dots_found']}/{check['dots']} corrected dots land within "
+                    f"{check['err_max_mm']} mm (mean {check['err_mean_mm']} mm)"
+                )
+                summary["verify"] = check
+        finally:
+            camera.disconnect()
+    except KeyboardInterrupt:
+        arm.stop()
+        _say("stopped: nothing was saved")
+        return 130
+    except CalibrationError as e:
+        _say(f"cofrida robot calibrate-robot: {e} (nothing was saved)")
+        return 1
+    finally:
+        if arm.is_connected:
+            arm.disconnect()
+    print(json.dumps(summary))
+    return 0
+
+
+def brush_height_command(arm_cfg, cam_cfg, args) -> int:
+    """``cofrida robot brush-height``: dab lower until a mark appears; save the surface height."""
+    from robot.calibration.brush_height import (
+        KIND,
+        BrushHeightConfig,
+        CameraMarkCheck,
+        PersonMarkCheck,
+        find_brush_height,
+    )
+
+    mm = lambda v: None if v is None else v / 1000.0  # noqa: E731
+    config = BrushHeightConfig(
+        spot_m=None if args.spot_mm is None else tuple(mm(v) for v in args.spot_mm),
+        start_height_m=mm(args.start_mm), step_m=mm(args.step_mm), lowest_m=mm(args.lowest_mm),
+        press_depth_m=mm(args.press_depth_mm),
+    )  # fmt: skip
+
+    def progress(info: dict) -> None:
+        mark = "mark" if info["marked"] else "no mark"
+        _say(f"dab {info['dab']}/{info['dabs']} at {info['height_m'] * 1000:+.2f} mm: {mark}")
+
+    arm = make_arm(arm_cfg)
+    arm.connect()
+    camera = None
+    try:
+        if args.ask:
+            check = PersonMarkCheck()
+            if not hasattr(arm, "load_canvas_image") and not args.yes:
+                input("Put a sheet down and have paint in the first well, then press Enter ")
+        else:
+            camera = make_camera(cam_cfg, **({"arm": arm} if cam_cfg.type == "sim" else {}))
+            camera.connect()
+            _blank_sheet(arm, args.yes, "have paint in the first well")
+            calibration, source = _canvas_calibration(arm, arm_cfg, camera, cam_cfg)
+            _say(f"canvas calibration ({source}): {calibration.reprojection_max_px:.3f} px max")
+            spot = config.spot_m or (0.012, 0.012)
+            if arm.robot_to_canvas is not None:  # look where the dab really lands
+                spot = tuple(arm.robot_to_canvas.actual_m(spot)[0])
+            check = CameraMarkCheck(camera, calibration, spot, frames=args.frames)
+        result = find_brush_height(arm, check, config, progress)
+        saved = save_calibration(arm_cfg.name, KIND, result.to_dict())
+    except KeyboardInterrupt:
+        arm.stop()
+        _say("stopped: nothing was saved")
+        return 130
+    except CalibrationError as e:
+        _say(f"cofrida robot brush-height: {e} (nothing was saved)")
+        return 1
+    finally:
+        if camera is not None:
+            camera.disconnect()
+        if arm.is_connected:
+            arm.disconnect()
+    offset_mm = result.surface_offset_m * 1000.0
+    _say(
+        f"the brush touches {offset_mm:+.2f} mm from the configured surface (the surface is "
+        f"within {result.step_m * 1000:.2f} mm above that); saved {saved}"
+    )
+    print(json.dumps({
+        "robot": arm_cfg.name,
+        "surface_offset_mm": round(offset_mm, 4),
+        "step_mm": round(result.step_m * 1000.0, 4),
+        "press_depth_mm": None if result.press_depth_m is None else result.press_depth_m * 1000,
+        "dabs": len(result.dabs),
+        "saved": str(saved),
+    }))  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -205,7 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__.splitlines()[0],
         epilog="device options: --arm.type=TYPE --arm.<field>=V --camera.type=TYPE ...",
     )
-    parser.add_argument("action", choices=["calibrate", "capture-strokes", "types", "up"])
+    parser.add_argument(
+        "action",
+        choices=["calibrate", "capture-strokes", "brush-height", "calibrate-robot", "types", "up"],
+    )
     parser.add_argument("--palette", default="acrylic", help="palette preset of the chart")
     parser.add_argument("--chart", default=None, help="also write the colour chart PNG here")
     parser.add_argument("--yes", action="store_true", help="do not wait for Enter")
@@ -222,6 +380,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     capture.add_argument("--dip-every", type=int, default=1, help="dip every k strokes (0: once)")
     capture.add_argument("--frames", type=int, default=1, help="frames averaged per capture")
+    dots = parser.add_argument_group("calibrate-robot")
+    dots.add_argument("--rows", type=int, default=4, help="rows of the dot grid")
+    dots.add_argument("--cols", type=int, default=5, help="columns of the dot grid")
+    dots.add_argument("--inset-m", type=float, default=0.03, help="grid inset from the edges (m)")
+    dots.add_argument("--press", type=float, default=0.4, help="pressing depth of the dots (0..1)")
+    dots.add_argument(
+        "--max-residual-mm", type=float, default=1.5, help="refuse dots farther off the fit"
+    )
+    dots.add_argument("--verify", action="store_true", help="dot a second grid, corrected")
+    height = parser.add_argument_group("brush-height (heights from the configured surface)")
+    height.add_argument("--start-mm", type=float, default=4.0, help="first dab's height (mm)")
+    height.add_argument("--step-mm", type=float, default=0.5, help="lowered per dab (mm)")
+    height.add_argument(
+        "--lowest-mm", type=float, default=None,
+        help="deepest dab (mm, negative: below; default -Workspace.probe_floor_m)",
+    )  # fmt: skip
+    height.add_argument(
+        "--press-depth-mm", type=float, default=None, help="save this pressing depth (mm) too"
+    )
+    height.add_argument(
+        "--spot-mm", type=float, nargs=2, default=None, metavar=("X", "Y"),
+        help="test spot in canvas mm (default 12 12)",
+    )  # fmt: skip
+    height.add_argument("--ask", action="store_true", help="ask y/n after each dab, no camera")
     args = parser.parse_args(rest)
     if args.action == "capture-strokes" and (args.out is None or args.n < 1):
         print("cofrida robot: capture-strokes needs --out FILE.npz and --n >= 1", file=sys.stderr)
@@ -247,12 +429,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"cofrida robot: {e}", file=sys.stderr)
         return 2
-    if cam_cfg.type == "sim" and arm_cfg.type != "sim":
+    no_camera = args.action == "brush-height" and args.ask
+    if cam_cfg.type == "sim" and arm_cfg.type != "sim" and not no_camera:
         print(
             "cofrida robot: --camera.type=sim films the sim arm; use --arm.type=sim",
             file=sys.stderr,
         )
         return 2
+    if args.action in ("brush-height", "calibrate-robot"):
+        command = brush_height_command if args.action == "brush-height" else calibrate_robot_command
+        try:
+            return command(arm_cfg, cam_cfg, args)
+        except (ValueError, RuntimeError) as e:  # bad settings, safety refusal, arm fault
+            print(f"cofrida robot {args.action}: {e} (nothing was saved)", file=sys.stderr)
+            return 2
     if args.action == "capture-strokes":
         try:
             return capture_strokes_command(arm_cfg, cam_cfg, args)

@@ -32,15 +32,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
 
+from cofrida.commands import parser_from_doc
+from cofrida.commands._interrupt import stop_on_ctrl_c
 from cofrida.train.config import (
     FINETUNES,
     MODES,
     PERCEPTUALS,
     PRECISIONS,
     RECONSTRUCTIONS,
+    TARGETS,
     TrainConfig,
 )
 
@@ -50,17 +52,13 @@ CHOICES = {
     "mixed_precision": PRECISIONS,
     "reconstruction": RECONSTRUCTIONS,
     "perceptual": PERCEPTUALS,
+    "target": TARGETS,
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """One ``--flag`` per `TrainConfig` field (underscores become dashes) plus ``--resume``."""
-    parser = argparse.ArgumentParser(
-        prog="cofrida train",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[2:]),
-    )
+    parser = parser_from_doc("cofrida train", __doc__)
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -89,22 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--data-dir is required (a folder with data/*.parquet)")
         from cofrida.train.loop import train
 
-        stop = {"now": False}
-
-        def on_sigint(_signum, _frame):  # first Ctrl-C: checkpoint and stop; second: abort
-            if stop["now"]:
-                raise KeyboardInterrupt
-            stop["now"] = True
-            print("stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            result = train(config, resume=resume, should_stop=lambda: stop["now"])
-        except KeyboardInterrupt:
-            print("aborted; the last complete checkpoint is intact", file=sys.stderr)
-            return 130
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        with stop_on_ctrl_c() as should_stop:
+            try:
+                result = train(config, resume=resume, should_stop=should_stop)
+            except KeyboardInterrupt:
+                print("aborted; the last complete checkpoint is intact", file=sys.stderr)
+                return 130
     except (ValueError, FileNotFoundError) as e:
         print(f"cofrida train: {e}", file=sys.stderr)
         return 2

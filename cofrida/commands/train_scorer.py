@@ -20,15 +20,12 @@ import argparse
 import json
 import sys
 
+from cofrida.commands import parser_from_doc
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's arguments."""
-    p = argparse.ArgumentParser(
-        prog="cofrida train-scorer",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[2:]),
-    )
+    p = parser_from_doc("cofrida train-scorer", __doc__)
     p.add_argument("--out", required=True, help="folder for scene_scorer.json + model.safetensors")
     p.add_argument("--scenes", type=int, default=4000, help="training scenes")
     p.add_argument("--steps", type=int, default=1500, help="optimizer steps")

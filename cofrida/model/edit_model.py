@@ -404,6 +404,32 @@ class EditModel(nn.Module):
             self.vae_skips = VAESkips(self.vae, gamma).to(*self._device_dtype())
             self.config.skip_connections = True
 
+    def replace_vae(self, folder: str | Path) -> None:
+        """Use the `AutoencoderKL` saved in `folder` (e.g. by ``cofrida train-autoencoder``).
+
+        Raises:
+            FileNotFoundError: `folder` holds no diffusers autoencoder.
+            ValueError: its latent channels differ from the UNet's (4), or skips exist already
+                (they are bound to the old VAE's layers).
+        """
+        from diffusers import AutoencoderKL
+
+        if not (Path(folder) / "config.json").is_file():
+            raise FileNotFoundError(f"no autoencoder in {folder} (expected config.json there)")
+        vae = AutoencoderKL.from_pretrained(folder)
+        if vae.config.latent_channels != self.unet.config.in_channels // 2:
+            raise ValueError(
+                f"the autoencoder in {folder} has {vae.config.latent_channels} latent channels; "
+                f"the UNet expects {self.unet.config.in_channels // 2}"
+            )
+        if self.vae_skips is not None:
+            raise ValueError("replace the VAE before adding skip connections")
+        self.vae = vae.to(*self._device_dtype()).eval()
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.size_multiple = self.vae_scale_factor * 2 ** (
+            len(self.unet.config.block_out_channels) - 1
+        )
+
     # ------------------------------------------------------------------ persistence
 
     @classmethod

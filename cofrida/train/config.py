@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MODES = ("one_step", "multi_step")
+TARGETS = ("full", "source")
 FINETUNES = ("full", "lora")
 PRECISIONS = ("no", "fp16", "bf16")
 RECONSTRUCTIONS = ("l2", "l1")
@@ -32,6 +33,8 @@ class TrainConfig:
 
     # --- model
     init_model: str = "tiny:minilm"  # bundle folder / hub id, or tiny:minilm | tiny:tiny_clip
+    init_vae: str = ""  # an AutoencoderKL folder replacing the model's VAE (train-autoencoder)
+    target: str = "full"  # full (the sim painting, CoFRIDA) | source (unpainted image: ablation)
     mode: str = "one_step"  # one_step (pix2pix-Turbo style) | multi_step (InstructPix2Pix)
     finetune: str = "full"  # full UNet | lora (peft adapters only)
     lora_rank: int = 8  # LoRA rank r (alpha = r)
@@ -80,6 +83,7 @@ class TrainConfig:
             (self.mixed_precision in PRECISIONS, f"mixed_precision must be one of {PRECISIONS}"),
             (self.reconstruction in RECONSTRUCTIONS, f"reconstruction: one of {RECONSTRUCTIONS}"),
             (self.perceptual in PERCEPTUALS, f"perceptual must be one of {PERCEPTUALS}"),
+            (self.target in TARGETS, f"target must be one of {TARGETS}"),
             (self.resolution >= 16, "resolution must be >= 16"),
             (self.batch_size >= 1 and self.grad_accumulation >= 1, "batch sizes must be >= 1"),
             (self.max_steps >= 1, "max_steps must be >= 1"),

@@ -2,7 +2,8 @@
 
 Shards are Parquet files ``<data_dir>/data/*.parquet`` written by ``cofrida make-data``. Training
 reads three of their columns: ``partial`` (PNG bytes, the input canvas), ``caption`` (the prompt)
-and ``full`` (PNG bytes, the finished painting to propose).
+and ``full`` (PNG bytes, the finished painting to propose) -- or, for CoFRIDA's ablation,
+``source`` (the unpainted source image) in place of ``full``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class ShardDataset(torch.utils.data.Dataset):
         random_crop: random crop position along the longer side (else centred).
         random_flip: random horizontal flip (off by default: captions name left and right).
         seed: seeds the per-item crop/flip draws (item i always gets the same ones).
+        target: the column the ``full`` item is read from: ``"full"`` (the sim painting) or
+            ``"source"`` (the unpainted image the painting was made from).
 
     Raises:
         FileNotFoundError: no shards.
@@ -85,6 +88,7 @@ class ShardDataset(torch.utils.data.Dataset):
         random_crop: bool = False,
         random_flip: bool = False,
         seed: int = 0,
+        target: str = "full",
     ) -> None:
         import datasets
 
@@ -93,15 +97,17 @@ class ShardDataset(torch.utils.data.Dataset):
             table = datasets.load_dataset("parquet", data_files=files, split="train")
         except Exception as e:  # a corrupt or foreign file: say which folder
             raise ValueError(f"could not read the shards in {data_dir}: {e}") from e
-        missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+        needed = ["partial", target, "caption"]
+        missing = [c for c in needed if c not in table.column_names]
         if missing:
             raise ValueError(
                 f"shards in {data_dir} lack the columns {missing} (have {table.column_names}); "
-                f"training needs {list(REQUIRED_COLUMNS)}"
+                f"training needs {needed}"
             )
         if len(table) == 0:
             raise ValueError(f"shards in {data_dir} hold no records")
-        self.table = table.select_columns(list(REQUIRED_COLUMNS))
+        self.table = table.select_columns(needed)
+        self.target = target
         self.resolution, self.seed = resolution, seed
         self.random_crop, self.random_flip = random_crop, random_flip
 
@@ -113,7 +119,7 @@ class ShardDataset(torch.utils.data.Dataset):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(index))
         offset = tuple(torch.rand(2, generator=g).tolist()) if self.random_crop else None
         partial = decode_png(row["partial"], self.resolution, offset)
-        full = decode_png(row["full"], self.resolution, offset)
+        full = decode_png(row[self.target], self.resolution, offset)
         if self.random_flip and torch.rand(1, generator=g).item() < 0.5:
             partial, full = partial.flip(-1), full.flip(-1)
         return {"partial": partial, "full": full, "caption": row["caption"], "index": int(index)}

@@ -46,12 +46,16 @@ def load_init_model(config: TrainConfig):
 
     if config.init_model.startswith("tiny:"):
         encoder = config.init_model.split(":", 1)[1]
-        return tiny.build_edit_model(
+        model = tiny.build_edit_model(
             encoder, resolution=config.resolution, mode=config.mode, seed=config.seed
         )
-    return EditModel.from_pretrained(
-        config.init_model, resolution=config.resolution, mode=config.mode
-    )
+    else:
+        model = EditModel.from_pretrained(
+            config.init_model, resolution=config.resolution, mode=config.mode
+        )
+    if config.init_vae:
+        model.replace_vae(config.init_vae)
+    return model
 
 
 def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
@@ -216,7 +220,12 @@ def train(
 
     # 1. Data first: a bad folder fails before any model is built.
     dataset = ShardDataset(
-        config.data_dir, config.resolution, config.random_crop, config.random_flip, config.seed
+        config.data_dir,
+        config.resolution,
+        config.random_crop,
+        config.random_flip,
+        config.seed,
+        config.target,
     )
     val_items = [dataset[i] for i in range(min(config.validation_records, len(dataset)))]
     loader = torch.utils.data.DataLoader(

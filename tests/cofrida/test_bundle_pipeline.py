@@ -1,0 +1,144 @@
+"""How the default bundle is made: pre-train the autoencoder, train the edit model on it (or,
+for CoFRIDA's ablation, on the unpainted sources), quantize it to W4A4."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("accelerate")
+pytest.importorskip("datasets")
+
+from cofrida.commands import quantize as quantize_cli
+from cofrida.commands import train_autoencoder as ae_cli
+from cofrida.model import EditModel
+from cofrida.train import ShardDataset, train
+from tests.cofrida.test_train import config, write_shard
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shards")
+    write_shard(folder, n=6)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def autoencoder(data_dir, tmp_path_factory):
+    """A 32 px x8 autoencoder trained for 150 steps; returns (output folder, CLI JSON)."""
+    out = tmp_path_factory.mktemp("ae")
+    args = ["--data-dir", str(data_dir), "--output-dir", str(out), "--resolution", "32"]
+    args += ["--blocks", "8", "8", "16", "16", "--batch-size", "6", "--max-steps", "150"]
+    args += ["--learning-rate", "3e-3", "--save-every", "50", "--log-every", "100"]
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert ae_cli.main(args) == 0
+    return out, json.loads(stdout.getvalue().strip().splitlines()[-1])
+
+
+def test_autoencoder_learns_to_reconstruct_and_resumes(autoencoder, data_dir):
+    out, result = autoencoder
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 151))
+    first = sum(r["psnr_db"] for r in log[:5]) / 5
+    last = sum(r["psnr_db"] for r in log[-5:]) / 5
+    assert last > first + 3, (first, last)  # a random decoder starts near 7-9 dB
+    assert result["step"] == 150 and result["psnr_db"] == log[-1]["psnr_db"]
+
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(out / "vae")
+    # scaling_factor makes the latents unit-variance (diffusers' convention), not the default 1
+    assert vae.config.scaling_factor != 1.0
+    images = torch.stack([ShardDataset(data_dir, 32)[i]["full"] for i in range(6)])
+    with torch.no_grad():
+        z = vae.encode(images * 2 - 1).latent_dist.mode() * vae.config.scaling_factor
+    assert 0.5 < float(z.std()) < 2.0
+
+    args = ["--data-dir", str(data_dir), "--output-dir", str(out), "--resolution", "32"]
+    args += ["--blocks", "8", "8", "16", "16", "--batch-size", "6", "--max-steps", "155"]
+    assert ae_cli.main([*args, "--resume"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log[150:]] == [151, 152, 153, 154, 155]
+
+
+def test_bad_autoencoder_arguments(data_dir, tmp_path, capsys):
+    assert ae_cli.main(["--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert ae_cli.main(["--data-dir", str(tmp_path), "--resolution", "20"]) == 2
+    assert "multiple of the downsampling factor 8" in capsys.readouterr().err
+    args = ["--data-dir", str(data_dir), "--output-dir", str(tmp_path), "--resume"]
+    assert ae_cli.main(args) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_edit_model_trains_on_the_pretrained_autoencoder_and_ships_it(
+    autoencoder, data_dir, tmp_path
+):
+    """--init-vae replaces the VAE; it stays frozen and is what the final bundle holds."""
+    from diffusers import AutoencoderKL
+
+    from cofrida.model import tiny
+
+    init = tmp_path / "init"
+    tiny.build_edit_model("tiny_clip", resolution=32, vae_blocks=(8, 8, 16, 16)).save_pretrained(
+        init
+    )
+    vae_dir = autoencoder[0] / "vae"
+    cfg = config(data_dir, init, tmp_path / "out", init_vae=str(vae_dir), skip_connections=True)
+    result = train(cfg)
+    final = EditModel.from_pretrained(result["final"])
+    pretrained = AutoencoderKL.from_pretrained(vae_dir).state_dict()
+    assert all(torch.equal(v, pretrained[k]) for k, v in final.vae.state_dict().items())
+    assert final.vae_skips is not None
+
+    with pytest.raises(FileNotFoundError, match="no autoencoder"):
+        final.replace_vae(tmp_path)
+
+
+def test_ablation_target_reads_the_unpainted_sources(tmp_path):
+    """target='source' trains towards the source image instead of the sim painting."""
+    folder = tmp_path / "shards"
+    write_shard(folder, n=2)
+    import pyarrow.parquet as pq
+
+    path = folder / "data" / "shard-00000.parquet"
+    table = pq.read_table(path)
+    blank = ShardDataset(folder, 32)[0]["partial"]  # a different image than "full"
+    from tests.cofrida.test_train import _png
+
+    png = _png((blank.permute(1, 2, 0).numpy() * 255).round().astype("uint8"))
+    table = table.set_column(table.column_names.index("source"), "source", [[png] * table.num_rows])
+    pq.write_table(table, path)
+    paintings = ShardDataset(folder, 32)[0]["full"]
+    sources = ShardDataset(folder, 32, target="source")[0]["full"]
+    assert torch.allclose(sources, blank, atol=1 / 255)
+    assert not torch.allclose(sources, paintings, atol=0.05)
+    with pytest.raises(ValueError, match="target"):
+        config(folder, tmp_path, tmp_path / "o", target="sketch")
+
+
+def test_quantize_writes_a_w4a4_bundle_close_to_fp32(data_dir, tmp_path, capsys):
+    import kernels
+    from cofrida.model import tiny
+
+    fp32 = tmp_path / "fp32"
+    tiny.build_edit_model("tiny_clip", resolution=32, vae_blocks=(8, 8, 16, 16)).save_pretrained(
+        fp32
+    )
+    out = tmp_path / "w4a4"
+    args = ["--model", str(fp32), "--data-dir", str(data_dir), "--out", str(out)]
+    assert quantize_cli.main([*args, "--records", "2", "--rank", "8", "--group-size", "32"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    loaded = EditModel.from_pretrained(out)
+    assert result["layers"] == len(list(kernels.quantized_layers(loaded.unet))) > 0
+    assert result["w4a4_vs_fp32_psnr_db"] > 20
+    assert 0 < result["bundle_mb"] < 25
+
+    code = quantize_cli.main(["--model", str(out), "--data-dir", str(data_dir), "--out", str(out)])
+    assert code == 2 and "quantized already" in capsys.readouterr().err
