@@ -30,6 +30,11 @@ class DeviceConnectionError(RobotError):
     """The device could not be opened, or the connection was lost."""
 
 
+class CalibrationError(RobotError, ValueError):
+    """A calibration procedure found no trustworthy result (the message says why and what to
+    check); nothing was saved."""
+
+
 def requires_connection(method: F) -> F:
     """Decorator: raise `NotConnectedError` unless ``self.is_connected``."""
 

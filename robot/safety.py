@@ -5,7 +5,9 @@
 waypoints and speed a driver will send, or refuses: with ``on_violation="refuse"`` the first
 violation raises `SafetyError` naming the path, the waypoint and the limit; with ``"clip"``
 positions are clamped into the canvas box, pressing depth into 0..max_press, and the speed is
-lowered until both the speed and the acceleration limits hold.
+lowered until both the speed and the acceleration limits hold. `check_dab` does the same for
+one vertical brush-height probe (`robot.arms.Arm.dab`): inside the paint box, never deeper than
+``Workspace.probe_floor_m``.
 
 Speed: a path moves at ``path.meta["speed_m_s"]`` if the planner set it, else at the arm's
 paint speed. Acceleration is estimated at every waypoint as the change of the velocity vector
@@ -47,11 +49,13 @@ class Workspace:
     paint_stations: tuple = ((-0.04, 0.02), (-0.04, 0.05), (-0.04, 0.08), (-0.04, 0.11))  # m (x, y)
     water_station: tuple = (-0.04, 0.18)  # m (x, y) of the water jar for cleaning
     station_dwell_s: float = 0.5  # s the brush stays in a well or the jar (loads / rinses)
+    probe_floor_m: float = 0.01  # m below the believed surface a brush-height dab may reach:
+    # deeper means the configured surface is badly wrong, and the brush would hit the table
 
     def __post_init__(self) -> None:
         for name in ("canvas_width_m", "canvas_height_m", "travel_height_m"):
             _positive(self, name)
-        for name in ("margin_m", "reach_margin_m", "station_dwell_s"):
+        for name in ("margin_m", "reach_margin_m", "station_dwell_s", "probe_floor_m"):
             _positive(self, name, allow_zero=True)
         if not 0 < self.max_press <= 1:
             raise ValueError(f"Workspace.max_press must be in (0, 1], got {self.max_press!r}")
@@ -236,6 +240,34 @@ def _check_one(i, path, ws: Workspace, lim: MotionLimits, clip: bool, default_sp
         clean_before=bool(path.meta.get("clean_before", False)),
         clipped=tuple(clipped),
     )
+
+
+def check_dab(workspace: Workspace, x_m: float, y_m: float, height_m: float) -> None:
+    """Check one dab (a vertical brush-height probe, `robot.arms.Arm.dab`) before it is sent.
+
+    Args:
+        workspace: where the brush may go.
+        x_m, y_m: canvas meters of the dab, in the arm's own (commanded) canvas frame.
+        height_m: brush-tip height above the surface the arm believes in (m; negative: below).
+    Raises:
+        SafetyError: outside the paint box, above travel height, or deeper than
+            ``workspace.probe_floor_m`` below the surface. Nothing is sent.
+    """
+    x0, y0, x1, y1 = workspace.paint_box
+    if not all(math.isfinite(v) for v in (x_m, y_m, height_m)):
+        raise SafetyError(f"dab at ({x_m}, {y_m}) m, height {height_m} m: not finite numbers")
+    if not (x0 <= x_m <= x1 and y0 <= y_m <= y1):
+        raise SafetyError(
+            f"dab at (x={x_m:.4f} m, y={y_m:.4f} m) is outside the paint box x in "
+            f"{x0:.4f}..{x1:.4f} m, y in {y0:.4f}..{y1:.4f} m"
+        )
+    floor, top = -workspace.probe_floor_m, workspace.travel_height_m
+    if not floor - 1e-9 <= height_m <= top:
+        raise SafetyError(
+            f"dab height {height_m * 1000:+.2f} mm is outside {floor * 1000:+.2f}.."
+            f"{top * 1000:+.2f} mm (Workspace.probe_floor_m={workspace.probe_floor_m} m below "
+            "the surface, travel_height_m above it)"
+        )
 
 
 def _positive(obj, name: str, allow_zero: bool = False) -> None:

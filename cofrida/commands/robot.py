@@ -6,9 +6,11 @@ Examples:
         --camera.type=opencv --camera.device=0 --yes
     cofrida robot types
     cofrida robot capture-strokes --arm.type=sim --camera.type=sim --n 60 --out strokes.npz
-    cofrida robot brush-height --arm.type=sim --arm.surface_error_m=0.0012 --camera.type=sim
-    cofrida robot brush-height --arm.type=grbl --arm.port=/dev/ttyUSB0 --ask
-    cofrida robot calibrate-robot --arm.type=sim --arm.misregistration_offset_m=[0.003,-0.002] \
+    cofrida robot brush-height --arm.type=grbl --arm.port=/dev/ttyUSB0 --arm.name=plotter --ask
+    cofrida robot brush-height --arm.type=sim --arm.name=crooked --arm.surface_error_m=0.0012 \\
+        --camera.type=sim
+    cofrida robot calibrate-robot --arm.type=sim --arm.name=crooked \\
+        --arm.surface_error_m=0.0012 --arm.misregistration_offset_m=[0.003,-0.002] \\
         --camera.type=sim --verify
     cofrida robot up --arm.type=sim --camera.type=sim   # ROS 2 nodes (robot.ros.launch)
 
@@ -286,10 +288,14 @@ def brush_height_command(arm_cfg, cam_cfg, args) -> int:
         BrushHeightConfig,
         CameraMarkCheck,
         PersonMarkCheck,
+        default_spot,
         find_brush_height,
     )
 
-    mm = lambda v: None if v is None else v / 1000.0  # noqa: E731
+    def mm(value: float | None) -> float | None:
+        """mm on the command line -> m."""
+        return None if value is None else value / 1000.0
+
     config = BrushHeightConfig(
         spot_m=None if args.spot_mm is None else tuple(mm(v) for v in args.spot_mm),
         start_height_m=mm(args.start_mm), step_m=mm(args.step_mm), lowest_m=mm(args.lowest_mm),
@@ -314,7 +320,7 @@ def brush_height_command(arm_cfg, cam_cfg, args) -> int:
             _blank_sheet(arm, args.yes, "have paint in the first well")
             calibration, source = _canvas_calibration(arm, arm_cfg, camera, cam_cfg)
             _say(f"canvas calibration ({source}): {calibration.reprojection_max_px:.3f} px max")
-            spot = config.spot_m or (0.012, 0.012)
+            spot = config.spot_m or default_spot(arm_cfg.workspace)
             if arm.robot_to_canvas is not None:  # look where the dab really lands
                 spot = tuple(arm.robot_to_canvas.actual_m(spot)[0])
             check = CameraMarkCheck(camera, calibration, spot, frames=args.frames)
@@ -333,6 +339,7 @@ def brush_height_command(arm_cfg, cam_cfg, args) -> int:
         if arm.is_connected:
             arm.disconnect()
     offset_mm = result.surface_offset_m * 1000.0
+    press_mm = None if result.press_depth_m is None else round(1000.0 * result.press_depth_m, 4)
     _say(
         f"the brush touches {offset_mm:+.2f} mm from the configured surface (the surface is "
         f"within {result.step_m * 1000:.2f} mm above that); saved {saved}"
@@ -341,7 +348,7 @@ def brush_height_command(arm_cfg, cam_cfg, args) -> int:
         "robot": arm_cfg.name,
         "surface_offset_mm": round(offset_mm, 4),
         "step_mm": round(result.step_m * 1000.0, 4),
-        "press_depth_mm": None if result.press_depth_m is None else result.press_depth_m * 1000,
+        "press_depth_mm": press_mm,
         "dabs": len(result.dabs),
         "saved": str(saved),
     }))  # fmt: skip
@@ -401,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     height.add_argument(
         "--spot-mm", type=float, nargs=2, default=None, metavar=("X", "Y"),
-        help="test spot in canvas mm (default 12 12)",
+        help="test spot in canvas mm (default 12 mm in from the bottom-right corner)",
     )  # fmt: skip
     height.add_argument("--ask", action="store_true", help="ask y/n after each dab, no camera")
     args = parser.parse_args(rest)

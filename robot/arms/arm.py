@@ -4,11 +4,19 @@ Life cycle: ``connect() -> home() -> execute(paths) ... -> disconnect()``. ``sto
 called from any thread at any time and always works (it is a no-op when idle). Every driver
 runs `robot.safety.check_paths` before sending anything, and `execute` reports what was really
 sent, how far the machine acknowledged, and why it stopped early, if it did.
+
+Calibrations saved under the arm's name (``robot.calibration``) are loaded when it is built
+(``config.use_calibration``): ``robot_to_canvas`` moves every path's points to where they must be
+commanded so that they land where the planner meant (in `Arm.check`, before the safety check,
+which therefore sees what is really sent); ``brush_height`` tells each driver where the canvas
+surface really is (`Arm.surface_offset_m`, `Arm.pressing_depth_m`). `Arm.dab` is the vertical
+probe the brush-height procedure uses.
 """
 
 from __future__ import annotations
 
 import abc
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +32,8 @@ from sim.brush_path import BrushPath
 
 if TYPE_CHECKING:
     from robot.arms.config import ArmConfig
+    from robot.calibration.brush_height import BrushHeight
+    from robot.calibration.robot_to_canvas import RobotToCanvas
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``on_progress(paths_done, paths_total)`` after each path is finished."""
@@ -108,12 +118,63 @@ class Arm(abc.ABC):
 
     Args:
         config: the arm's registered config dataclass (see `robot.arms.config`).
+
+    Attributes:
+        robot_to_canvas: the `RobotToCanvas` correction applied by `check`, or None.
+        brush_height: the `BrushHeight` the driver applies to every height, or None.
     """
 
     config_class: type[ArmConfig]
 
     def __init__(self, config: ArmConfig) -> None:
         self.config = config
+        self.robot_to_canvas: RobotToCanvas | None = None
+        self.brush_height: BrushHeight | None = None
+        if config.use_calibration:
+            self.load_calibration()
+
+    def load_calibration(self) -> list[str]:
+        """Load the robot-to-canvas and brush-height calibrations saved under the arm's name
+        (each only if it exists). Returns the kinds loaded."""
+        from robot.calibration.store import find_calibration
+
+        loaded = []
+        data = find_calibration(self.name, "robot_to_canvas")
+        if data is not None:
+            from robot.calibration.robot_to_canvas import RobotToCanvas
+
+            mapping = RobotToCanvas.from_dict(data)
+            ws = self.config.workspace
+            size = (ws.canvas_width_m, ws.canvas_height_m)
+            if max(abs(a - b) for a, b in zip(mapping.canvas_m, size, strict=True)) > 1e-6:
+                warnings.warn(
+                    f"robot {self.name!r}: the saved robot-to-canvas calibration is for a "
+                    f"{mapping.canvas_m} m canvas, the workspace is {size} m; not applied "
+                    "(run `cofrida robot calibrate-robot` again)",
+                    stacklevel=2,
+                )
+            else:
+                self.robot_to_canvas = mapping
+                loaded.append("robot_to_canvas")
+        data = find_calibration(self.name, "brush_height")
+        if data is not None:
+            from robot.calibration.brush_height import BrushHeight
+
+            self.brush_height = BrushHeight.from_dict(data)
+            loaded.append("brush_height")
+        return loaded
+
+    @property
+    def surface_offset_m(self) -> float:
+        """m the canvas surface lies above the configured one (brush-height calibration; 0
+        without). Drivers add it to every height they send."""
+        return 0.0 if self.brush_height is None else self.brush_height.surface_offset_m
+
+    def pressing_depth_m(self, configured_m: float) -> float:
+        """m below the surface at pressing depth 1: the brush-height calibration's when it set
+        one, else ``configured_m`` (the driver's config)."""
+        bh = self.brush_height
+        return configured_m if bh is None or bh.press_depth_m is None else bh.press_depth_m
 
     @property
     def name(self) -> str:
@@ -158,9 +219,41 @@ class Arm(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot resume a job")
 
+    def dab(
+        self,
+        x_m: float,
+        y_m: float,
+        height_m: float,
+        *,
+        dip: bool = False,
+        color: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        palette_index: int = 0,
+    ) -> None:
+        """Probe straight down: travel above (x, y), lower the brush tip to ``height_m`` above
+        the surface the arm believes in (configured + brush-height calibration; negative:
+        below it), lift back to travel height. Returns when the motion is done.
+
+        (x, y) are the arm's own canvas meters: the robot-to-canvas correction is not applied.
+        `robot.safety.check_dab` runs first (paint box, ``Workspace.probe_floor_m``).
+
+        Args:
+            x_m, y_m: canvas meters.
+            height_m: m above the believed surface.
+            dip: visit the paint well ``palette_index`` first (``color`` is the paint's sRGB,
+                for arms that simulate it).
+        Raises:
+            robot.safety.SafetyError: outside the paint box or below the probe floor.
+            NotImplementedError: the driver cannot probe heights.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot dab (probe the brush height)")
+
     def check(self, paths: Sequence[BrushPath]) -> list[SafePath]:
-        """The safety check with this arm's workspace, limits and policy (sends nothing)."""
+        """The robot-to-canvas correction (if loaded), then the safety check with this arm's
+        workspace, limits and policy (sends nothing)."""
         cfg = self.config
+        if self.robot_to_canvas is not None:
+            fix = self.robot_to_canvas.correct
+            paths = [fix(p) if isinstance(p, BrushPath) else p for p in paths]
         return check_paths(paths, cfg.workspace, cfg.limits, cfg.on_violation, cfg.paint_speed_m_s)
 
     def __enter__(self) -> Arm:

@@ -38,6 +38,8 @@ class ArmConfig:
     limits: MotionLimits = field(default_factory=MotionLimits)  # how fast it may go
     on_violation: str = "refuse"  # "refuse" a bad plan outright, or "clip" it into the limits
     paint_speed_m_s: float = 0.05  # m/s tip speed for paths without meta["speed_m_s"]
+    use_calibration: bool = True  # apply the robot-to-canvas and brush-height calibrations
+    # saved under `name` (if any); false: exactly where the config puts the canvas
 
     def __post_init__(self) -> None:
         if self.on_violation not in VIOLATION_POLICIES:

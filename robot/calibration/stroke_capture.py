@@ -33,6 +33,7 @@ import torch
 
 from robot.arms.arm import Arm
 from robot.calibration.canvas import CanvasCalibration
+from robot.calibration.marks import crop_darkness
 from robot.calibration.stroke_grid import CropLayout, StrokeSheet, plan_stroke_grid
 from robot.cameras.camera import Camera
 from robot.safety import peak_accel
@@ -134,18 +135,6 @@ def rectify_crop(
         np.asarray(frame, np.float32), homography, size, flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )  # fmt: skip
-
-
-def crop_darkness(reference: np.ndarray, after: np.ndarray, color) -> np.ndarray:
-    """Ink darkness (H, W) in 0..1 from a blank and a painted crop ((H, W, 3) RGB 0..255).
-
-    Per channel the relative loss of light, max(0, ref - after) / ref, averaged with weights
-    1 - paint colour (a channel the paint does not absorb carries no signal).
-    """
-    weights = np.clip(1.0 - np.asarray(color, np.float32), 0.0, 1.0) + 1e-3
-    weights = weights / weights.sum()
-    loss = np.maximum(reference - after, 0.0) / np.maximum(reference, 1.0)  # (H, W, 3)
-    return np.clip(loss @ weights, 0.0, 1.0)
 
 
 def sheet_paths(

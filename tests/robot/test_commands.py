@@ -27,3 +27,5 @@ def test_bench_robot_quick_prints_json_last(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["grbl_completed"] and result["grbl_stream_efficiency"] > 0.5
     assert result["ik_max_err_mm"] < 0.1
+    assert 0 <= result["brush_height_err_mm"] < 0.5  # within one 0.5 mm step
+    assert result["robot_to_canvas_before_mm"] > 4 and result["robot_to_canvas_err_mm"] < 1.0

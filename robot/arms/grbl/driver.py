@@ -26,15 +26,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import serial
 
 from robot.arms.arm import Arm, ExecutionReport, ProgressCallback
 from robot.arms.grbl.config import GrblArmConfig
-from robot.arms.grbl.protocol import JobLine, MachineState, job_lines, parse_status, recovery_lines
+from robot.arms.grbl.protocol import (
+    JobLine,
+    MachineState,
+    dab_lines,
+    job_lines,
+    parse_status,
+    recovery_lines,
+)
 from robot.errors import DeviceConnectionError, refuses_reconnect, requires_connection
-from robot.safety import SafePath
+from robot.safety import SafePath, check_dab
 from sim.brush_path import BrushPath
 
 # what GRBL 1.1's codes mean (from its documented error and alarm tables; the common ones)
@@ -144,7 +151,41 @@ class GrblArm(Arm):
         if self.config.homing:
             self._command("$H", timeout=120.0)
             return
-        for line in recovery_lines(MachineState(), self.config):
+        for line in recovery_lines(MachineState(), self.machine_config):
+            self._command(line)
+
+    @property
+    def machine_config(self) -> GrblArmConfig:
+        """The config the G-code is generated from: ``surface_z_mm`` (and ``press_depth_mm``)
+        moved by the brush-height calibration, when one is loaded."""
+        cfg = self.config
+        if self.brush_height is None:
+            return cfg
+        return replace(
+            cfg,
+            surface_z_mm=cfg.surface_z_mm + 1000.0 * self.surface_offset_m,
+            press_depth_mm=1000.0 * self.pressing_depth_m(cfg.press_depth_mm / 1000.0),
+        )
+
+    @requires_connection
+    def dab(
+        self,
+        x_m: float,
+        y_m: float,
+        height_m: float,
+        *,
+        dip: bool = False,
+        color: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        palette_index: int = 0,
+    ) -> None:
+        """A brush-height probe on the Z axis (see `Arm.dab`); returns once GRBL has finished
+        it. A servo pen has no height to probe: set ``servo_touch`` by hand."""
+        cfg = self.machine_config
+        if cfg.pen != "z":
+            raise NotImplementedError("dab needs pen='z'; with a servo, set servo_touch by hand")
+        check_dab(cfg.workspace, x_m, y_m, height_m)
+        station = cfg.workspace.paint_station(palette_index) if dip else None
+        for line in dab_lines(cfg, x_m, y_m, height_m, station):
             self._command(line)
 
     @requires_connection
@@ -224,7 +265,7 @@ class GrblArm(Arm):
         except BaseException:
             self._streaming = False
             raise
-        lines = job_lines(safe, self.config)
+        lines = job_lines(safe, self.machine_config)
         n = len(lines)
         report = ExecutionReport(
             paths_total=len(safe), moves_total=n, clipped=[p.index for p in safe if p.clipped]
@@ -259,7 +300,7 @@ class GrblArm(Arm):
         pending = [i for i, d in enumerate(job.done) if not d]
         before = pending[0] - 1
         state = job.lines[before].state if before >= 0 else MachineState()
-        preamble = recovery_lines(state, self.config) if before >= 0 else []
+        preamble = recovery_lines(state, self.machine_config) if before >= 0 else []
         job.rejected.clear()
         self._stop.clear()
         job.report.fault, job.report.stopped, job.report.resumable = None, False, False

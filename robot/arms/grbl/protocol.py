@@ -161,6 +161,27 @@ def job_lines(paths: Sequence[SafePath], config: GrblArmConfig) -> list[JobLine]
     return w.lines
 
 
+def dab_lines(
+    config: GrblArmConfig, x_m: float, y_m: float, height_m: float, dip_station=None
+) -> list[str]:
+    """A brush-height probe (``pen="z"``): [dip,] travel above (x, y), lower the tip to
+    ``height_m`` above ``surface_z_mm``, dwell, lift; the final ``G4 P0`` is answered only
+    when every move before it has finished."""
+    w = GcodeWriter(config)
+    w.emit("G21 G90 G94")
+    w.brush_up()
+    if dip_station is not None:
+        w.station(dip_station)
+    w.travel(x_m, y_m)
+    z = config.surface_z_mm + 1000.0 * height_m
+    f = 60000.0 * config.plunge_speed_m_s
+    w.emit(f"G1 Z{fmt(z)} F{fmt(f)}", z=z, feed=f, down=True)
+    w.emit(f"G4 P{fmt(config.workspace.station_dwell_s)}")
+    w.brush_up()
+    w.emit("G4 P0")
+    return [line.text for line in w.lines]
+
+
 def recovery_lines(state: MachineState, config: GrblArmConfig) -> list[str]:
     """Lines that bring a reset or reconnected machine back to ``state`` before a resume:
     modes, brush up, travel to the position, brush back down if it was down, feed."""

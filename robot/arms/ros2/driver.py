@@ -17,8 +17,10 @@ import numpy as np
 
 from robot.arms.arm import Arm, ExecutionReport, ProgressCallback
 from robot.arms.ros2.config import Ros2ArmConfig
-from robot.arms.ros2.trajectory import joint_trajectory, path_motion
+from robot.arms.ros2.trajectory import dab_motion, joint_trajectory, path_motion
 from robot.errors import DeviceConnectionError, refuses_reconnect, requires_connection
+from robot.kinematics import CanvasFrame
+from robot.safety import check_dab
 from sim.brush_path import BrushPath
 
 
@@ -65,13 +67,23 @@ class Ros2Arm(Arm):
         self._goal_lock = threading.Lock()
         self._stop = threading.Event()
         self.chain = config.serial_chain
-        self.frame = config.canvas_frame
         self.joints = np.array(self.chain.ready, dtype=np.float64)
         self._xy = (0.0, 0.0)  # m, canvas position of the lifted brush (believed)
 
     @property
     def is_connected(self) -> bool:
         return self._ros is not None
+
+    @property
+    def frame(self) -> CanvasFrame:
+        """The canvas frame: the config's, its surface moved by the brush-height calibration."""
+        x, y, z = self.config.canvas_origin_m
+        return CanvasFrame((x, y, z + self.surface_offset_m), self.config.canvas_yaw_rad)
+
+    @property
+    def press_depth_m(self) -> float:
+        """m below the surface at pressing depth 1 (config, or the brush-height calibration)."""
+        return self.pressing_depth_m(self.config.press_depth_m)
 
     @refuses_reconnect
     def connect(self) -> None:
@@ -110,7 +122,7 @@ class Ros2Arm(Arm):
         for sp in safe:
             motion = path_motion(
                 sp, xy, cfg.workspace, cfg.limits.travel_speed_m_s, cfg.plunge_speed_m_s,
-                cfg.press_depth_m,
+                self.press_depth_m,
             )  # fmt: skip
             try:
                 q, t = joint_trajectory(
@@ -153,6 +165,36 @@ class Ros2Arm(Arm):
                 on_progress(i + 1, len(safe))
         report.stream_s = time.monotonic() - t0
         return report
+
+    @requires_connection
+    def dab(
+        self,
+        x_m: float,
+        y_m: float,
+        height_m: float,
+        *,
+        dip: bool = False,
+        color: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        palette_index: int = 0,
+    ) -> None:
+        """A brush-height probe as one trajectory (see `Arm.dab`); IK for every waypoint before
+        anything moves. Raises `robot.errors.DeviceConnectionError` when the controller fails
+        or the probe is stopped."""
+        cfg = self.config
+        check_dab(cfg.workspace, x_m, y_m, height_m)
+        station = cfg.workspace.paint_station(palette_index) if dip else None
+        motion = dab_motion(
+            x_m, y_m, height_m, self._xy, cfg.workspace, cfg.limits.travel_speed_m_s,
+            cfg.plunge_speed_m_s, self.press_depth_m, station,
+        )  # fmt: skip
+        q, t = joint_trajectory(
+            self.chain, self.frame, motion, self.joints, cfg.max_joint_speed_rad_s
+        )
+        self._stop.clear()
+        outcome = self._send(q, t)
+        if outcome != "done":
+            raise DeviceConnectionError(f"dab at ({x_m:.4f}, {y_m:.4f}) m: {outcome}")
+        self.joints, self._xy = q[-1], (float(x_m), float(y_m))
 
     def _send(self, q: np.ndarray, t: np.ndarray) -> str:
         """One goal; returns "done", "stopped" or a sentence naming the fault."""

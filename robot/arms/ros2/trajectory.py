@@ -71,6 +71,32 @@ def path_motion(
     return CanvasMotion(np.array(pts, dtype=np.float64), np.array(speeds, dtype=np.float64))
 
 
+def dab_motion(
+    x_m: float,
+    y_m: float,
+    height_m: float,
+    start_xy: tuple[float, float],
+    workspace: Workspace,
+    travel_speed_m_s: float,
+    plunge_speed_m_s: float,
+    press_depth_m: float,
+    dip_station: tuple[float, float] | None = None,
+) -> CanvasMotion:
+    """Waypoints of a brush-height probe: [dip,] travel above (x, y), lower the tip to
+    ``height_m`` above the surface (m, negative: below), lift; from the brush lifted above
+    ``start_xy``."""
+    up = workspace.travel_height_m
+    pts = [(start_xy[0], start_xy[1], up)]
+    speeds: list[float] = []
+    if dip_station is not None:
+        sx, sy = dip_station
+        pts += [(sx, sy, up), (sx, sy, -press_depth_m), (sx, sy, up)]
+        speeds += [travel_speed_m_s, plunge_speed_m_s, plunge_speed_m_s]
+    pts += [(x_m, y_m, up), (x_m, y_m, height_m), (x_m, y_m, up)]
+    speeds += [travel_speed_m_s, plunge_speed_m_s, plunge_speed_m_s]
+    return CanvasMotion(np.array(pts, dtype=np.float64), np.array(speeds, dtype=np.float64))
+
+
 def canvas_from_base(frame: CanvasFrame, base_xyz: np.ndarray) -> np.ndarray:
     """(N, 3) base-frame meters -> (N, 3) canvas x m, y m, height m (inverse of `to_base`)."""
     b = np.atleast_2d(np.asarray(base_xyz, dtype=np.float64)) - np.asarray(frame.origin_m)

@@ -21,6 +21,13 @@ class SimArmConfig(ArmConfig):
     speed_factor: float = 0.0  # 1 = real arm speed (sleeps), 2 = twice as fast; 0 or inf = no waits
     dip_time_s: float = 2.0  # s a dip or a clean takes at real speed (well, wipe, back)
     seed: int = 0  # seed of the physical brush's randomness
+    press_depth_m: float = 0.003  # m the brush is lowered below the surface at pressing depth 1
+    # Where the canvas really is, unknown to the arm (0 / 1: exactly where the config says).
+    # The calibrations measure these: robot-to-canvas the placement, brush height the surface.
+    misregistration_offset_m: tuple = (0.0, 0.0)  # m, (dx, dy) the brush lands off, everywhere
+    misregistration_rotation_deg: float = 0.0  # deg, turn about the canvas centre (x towards y)
+    misregistration_scale: float = 1.0  # scale about the canvas centre (arm steps per mm off)
+    surface_error_m: float = 0.0  # m the true surface lies above the configured one (<0: below)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -32,3 +39,12 @@ class SimArmConfig(ArmConfig):
             raise ValueError(f"speed_factor must be >= 0 (0 = no waits), got {self.speed_factor}")
         if not (math.isfinite(self.dip_time_s) and self.dip_time_s >= 0):
             raise ValueError(f"dip_time_s must be >= 0, got {self.dip_time_s}")
+        self.misregistration_offset_m = tuple(float(v) for v in self.misregistration_offset_m)
+        if len(self.misregistration_offset_m) != 2:
+            raise ValueError("misregistration_offset_m must be (dx, dy) meters")
+        if not 0.5 <= self.misregistration_scale <= 2.0 or not self.press_depth_m > 0:
+            raise ValueError("misregistration_scale must be in 0.5..2 and press_depth_m > 0")
+        values = (*self.misregistration_offset_m, self.misregistration_rotation_deg,
+                  self.surface_error_m)  # fmt: skip
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("the misregistration and surface_error_m must be finite")

@@ -5,6 +5,11 @@ Paint handling follows the planner's flags: ``meta["clean_before"]`` washes the 
 and a dip anyway (a real painter would not drag red into blue). With ``speed_factor`` > 0 the arm
 takes as long as the real arm would (travel + painting + station visits) divided by the factor;
 `stop()` from another thread interrupts the wait and the job between paths.
+
+The canvas need not be where the config says (``misregistration_*``, ``surface_error_m``): the
+arm then paints where its commands really land (`SimArm.true_xy`) and presses as deep as the true
+surface makes it; parts of a path that stay above the true surface leave no mark. That is what
+the robot-to-canvas and brush-height calibrations measure, and what their corrections undo.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from robot.arms.arm import Arm, ExecutionReport, ProgressCallback
 from robot.arms.sim.config import SimArmConfig
 from robot.errors import refuses_reconnect, requires_connection
+from robot.safety import SafePath, check_dab
 from sim.brush import Brush
 from sim.brush_path import BrushPath
 from sim.canvas import Canvas
@@ -31,6 +37,7 @@ class SimArm(Arm):
     Attributes:
         canvas: the `sim.Canvas` it paints on (workspace size at ``config.canvas_px``).
         dips, cleans: counts of station visits so far (tests and the UI read them).
+        dabs: ``(x m, y m, height m)`` of every `dab` so far, as commanded.
     """
 
     config_class = SimArmConfig
@@ -46,6 +53,7 @@ class SimArm(Arm):
         self._position = (0.0, 0.0)  # m, brush xy (starts at the canvas' top-left corner)
         self.dips = 0
         self.cleans = 0
+        self.dabs: list[tuple[float, float, float]] = []
 
     @property
     def is_connected(self) -> bool:
@@ -117,9 +125,7 @@ class SimArm(Arm):
             if not self._travel_to(start) or not self._wait(sp.duration_s):
                 report.stopped = True
                 break
-            path = BrushPath(torch.from_numpy(sp.points.astype(np.float32)), color)
-            with self._lock:
-                self._image = self._brush.paint(self._image, path, self.canvas)
+            self._paint(sp, color)
             self._position = (float(sp.points[-1, 0]), float(sp.points[-1, 1]))
             report.paths.append(sp)
             report.paths_done = i + 1
@@ -128,6 +134,79 @@ class SimArm(Arm):
             if on_progress is not None:
                 on_progress(i + 1, len(safe))
         return report
+
+    @requires_connection
+    def dab(
+        self,
+        x_m: float,
+        y_m: float,
+        height_m: float,
+        *,
+        dip: bool = False,
+        color: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        palette_index: int = 0,
+    ) -> None:
+        """A vertical probe (see `Arm.dab`); it marks where the tip reaches the true surface.
+
+        An empty brush is dipped into ``color`` first (as `execute` does).
+        """
+        ws = self.config.workspace
+        check_dab(ws, x_m, y_m, height_m)
+        paint = torch.tensor(color, dtype=torch.float32)
+        if dip or self._brush.color is None:
+            self._visit(ws.paint_station(palette_index))
+            self._brush.dip(paint)
+            self.dips += 1
+        self._travel_to((x_m, y_m))
+        self.dabs.append((float(x_m), float(y_m), float(height_m)))
+        # how deep the tip reaches below the true surface, as a pressing depth
+        press = (self.config.surface_error_m - self.surface_offset_m - height_m) / (
+            self.config.press_depth_m
+        )
+        if press >= 0:
+            xy = self.true_xy(np.array([[x_m, y_m]]))[0]
+            z = min(press, 1.0)
+            points = torch.tensor([[xy[0], xy[1], z], [xy[0], xy[1], z]], dtype=torch.float32)
+            with self._lock:
+                self._image = self._brush.paint(self._image, BrushPath(points, paint), self.canvas)
+        self._wait(2 * (ws.travel_height_m - height_m) / self.config.limits.travel_speed_m_s)
+
+    def true_xy(self, commanded_m: np.ndarray) -> np.ndarray:
+        """(N, 2) commanded canvas meters -> (N, 2) where the brush really lands (the
+        config's mis-registration: scale and turn about the canvas centre, then the offset)."""
+        cfg = self.config
+        p = np.array(np.atleast_2d(commanded_m), np.float64)
+        exact = cfg.misregistration_offset_m == (0.0, 0.0) and cfg.misregistration_scale == 1
+        if exact and cfg.misregistration_rotation_deg == 0:
+            return p  # exactly where the config says (bit for bit)
+        centre = 0.5 * np.array([self.canvas.width_m, self.canvas.height_m])
+        a = math.radians(cfg.misregistration_rotation_deg)
+        turn = cfg.misregistration_scale * np.array(
+            [[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]
+        )
+        return centre + (p - centre) @ turn.T + np.asarray(cfg.misregistration_offset_m)
+
+    def _paint(self, sp: SafePath, color: torch.Tensor) -> None:
+        """Paint a checked path where it really lands, pressed as deep as the true surface
+        makes it; runs of waypoints that stay above the surface leave no mark."""
+        cfg = self.config
+        # commanded height above the believed surface is -z * press depth; the true surface is
+        # surface_error_m - surface_offset_m above the believed one
+        shift = cfg.surface_error_m - self.surface_offset_m  # m
+        depth = self.pressing_depth_m(cfg.press_depth_m)
+        press = sp.points[:, 2].copy()  # (K,) true pressing depth, < 0: above the surface
+        if shift != 0 or depth != cfg.press_depth_m:
+            press = (shift + press * depth) / cfg.press_depth_m
+        xy = self.true_xy(sp.points[:, :2])  # (K, 2) m
+        touching = np.concatenate([[False], press >= 0, [False]])
+        edges = np.flatnonzero(np.diff(touching.astype(np.int8)))  # run starts and ends
+        for start, end in zip(edges[::2], edges[1::2], strict=True):
+            run = np.concatenate([xy[start:end], np.clip(press[start:end, None], 0, 1)], 1)
+            if len(run) == 1:  # one waypoint touches: a dab
+                run = np.repeat(run, 2, axis=0)
+            path = BrushPath(torch.from_numpy(run.astype(np.float32)), color)
+            with self._lock:
+                self._image = self._brush.paint(self._image, path, self.canvas)
 
     def stop(self) -> None:
         """Interrupt the current job (any thread); the path being painted is not started."""
