@@ -3,28 +3,29 @@
 Examples:
     # CoFRIDA's ablation (sim-trained vs source-trained), the teacher, fp32 vs W4A4
     cofrida eval --model sim=out/train-sim/final --model source=out/train-source/final \\
-        --w4a4 --data-dir data/heldout --records 32 --n 4 --scorer out/scene_scorer \\
-        --out out/eval
+        --w4a4 --data-dir data/heldout --records 32 --n 4 --out out/eval
 
     # the shipped (W4A4) bundle against the fp32 model it was quantized from
     cofrida eval --model default --fp32-source default=out/train/final \\
-        --data-dir data/heldout --scorer out/scene_scorer --out out/eval-default
+        --data-dir data/heldout --out out/eval-default
 
 Rows of the table:
     * one per ``--model NAME=PATH`` (PATH a bundle folder or ``default``, the shipped bundle),
       proposing in its configured mode (one-step for a distilled bundle);
-    * the multi-step teacher of the first model (``--teacher self``: its ``teacher_unet``, else
-      the model itself in multi-step mode, ``--steps`` sampler steps), or of ``--teacher PATH``;
-      compared with the first model;
+    * a multi-step teacher (``--steps`` sampler steps), compared with the first model:
+      ``--teacher self`` (default) its ``teacher_unet``, else the model itself in multi-step
+      mode; ``--teacher PATH`` another bundle; ``--teacher none`` no teacher row;
     * with ``--w4a4``, a W4A4 copy of every fp32 model (SVDQuant, calibrated on
       ``--calibration-records`` records not evaluated on), compared with it; a model that is
       W4A4 already is compared with its ``--fp32-source NAME=PATH`` instead;
     * the reference: each record's own finished sim painting (``--no-reference`` drops it).
 
-Metrics (definitions in `cofrida.evaluation.metrics`): text alignment (``--scorer``: a
-`cofrida train-scorer` folder or a CLIP model), preservation, paintability (the planner plans
+Metrics (definitions in `cofrida.evaluation.metrics`): text alignment (``--scorer``: the
+shipped offline scorer by default, a `cofrida train-scorer` folder, a CLIP model, or ``none``),
+preservation, paintability (the planner plans
 the first ``--paint-proposals`` proposals in co-painting mode with ``--paint-strokes`` strokes
-of the ``--profile`` robot, the sim brush paints them), diversity, latency. Writes
+of the ``--profile`` robot, the sim brush paints them), diversity, latency (median per
+record; it depends on ``--threads`` and on other jobs sharing the CPU). Writes
 ``results.json``, ``table.md`` and ``examples.png`` into ``--out``; prints the table, then one
 JSON object last. Progress goes to stderr. Ctrl-C stops without writing anything.
 """
@@ -81,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="record i proposes with seed+i")
     p.add_argument(
         "--scorer",
-        default=None,
-        help="scorer folder (cofrida train-scorer) or CLIP model; none: no alignment",
+        default="default",
+        help="text-alignment scorer: 'default' (the shipped one), a cofrida train-scorer "
+        "folder, a CLIP model, or 'none'",
     )
     p.add_argument("--profile", default="acrylic", help="robot profile that paints proposals")
     p.add_argument("--paint-strokes", type=int, default=60, help="stroke budget per proposal")
@@ -150,6 +152,32 @@ def check_args(args) -> None:
         raise FileNotFoundError(f"--data-dir {args.data_dir!r} does not exist")
 
 
+def load_eval_scorer(spec: str, device: str):
+    """The scorer for text alignment: ``"none"`` (None), ``"default"`` (the shipped offline
+    scene scorer), a `cofrida train-scorer` folder, or a CLIP model folder / hub id.
+
+    Raises:
+        FileNotFoundError: ``"default"`` and no scorer ships with this version.
+        ValueError: the scorer could not be loaded (the message says why).
+    """
+    if spec == "none":
+        return None
+    from cofrida import scorer as scorers
+
+    if spec == "default":
+        shipped = getattr(scorers, "DEFAULT_SCORER", None)
+        if shipped is None or not Path(shipped).is_dir():
+            raise FileNotFoundError(
+                "no shipped scorer in this version: pass --scorer PATH (a `cofrida "
+                "train-scorer` folder or a CLIP model) or --scorer none"
+            )
+        spec = str(shipped)
+    try:
+        return scorers.load_scorer(spec, device)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"could not load the scorer {spec!r}: {e}") from e
+
+
 def build_rows(args, calibration, say):
     """Load the models and return (candidates, comparison pairs) in table order."""
     from cofrida.evaluation import candidates as cands
@@ -181,8 +209,12 @@ def build_rows(args, calibration, say):
             quantized = cands.quantized_copy(path, calibration, args.device, args.seed)
             rows.append(cands.model_candidate(f"{name} w4a4", quantized, "w4a4", source=path))
             pairs.append((f"{name} w4a4", name))
-    if args.teacher != "none":
-        name, model, path = first
+        elif args.w4a4:
+            say(f"[eval] {name} is W4A4 already (--fp32-source {name}=PATH compares it)")
+    name, model, path = first
+    if args.teacher == "self" and model.config.mode == "multi_step":
+        say(f"[eval] {name} proposes multi-step already: no teacher row")
+    elif args.teacher != "none":
         if args.teacher == "self":
             teacher, source, label = cands.teacher_model(model), path, f"{name} teacher"
         else:
@@ -219,16 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         calib_count = args.calibration_records if args.w4a4 else 0
         records, calibration = load_records(args.data_dir, args.records, args.size, calib_count)
         say(f"[eval] {len(records)} records from {args.data_dir} at {args.size} px")
-        scorer = None
-        if args.scorer is not None:
-            from cofrida.scorer import load_scorer
-
-            try:
-                scorer = load_scorer(args.scorer, args.device)
-            except (OSError, ValueError) as e:
-                raise ValueError(f"could not load the scorer {args.scorer!r}: {e}") from e
-        else:
-            say("[eval] no --scorer: text alignment is not measured")
+        scorer = load_eval_scorer(args.scorer, args.device)
+        if scorer is None:
+            say("[eval] --scorer none: text alignment is not measured")
         rows, pairs = build_rows(args, calibration, say)
         paint = metrics.PaintabilityConfig(args.profile, args.paint_strokes, args.paint_steps)
         settings = EvalSettings(
@@ -242,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: stopped; nothing written", file=sys.stderr)
         return 130
-    record = {k: v for k, v in vars(args).items()}
+    record = dict(vars(args))
     record["calibration_indices"] = [r.index for r in calibration]
     record["seconds"] = round(time.perf_counter() - start, 1)
     files = write_outputs(args.out, result, record, cell=max(args.size, 96))

@@ -1,7 +1,8 @@
 """`cofrida train-autoencoder`: pre-train the small VAE of an edit model trained from scratch.
 
 Examples:
-    # the default bundle's autoencoder (x8 downsampling, 128 px), then the edit model on it
+    # the default bundle's autoencoder (x4 downsampling, 64 px crops of 128 px images), then
+    # the edit model on it
     cofrida train-autoencoder --data-dir data/acrylic --output-dir out/ae --max-steps 2000
     cofrida train --data-dir data/acrylic --init-vae out/ae/vae --output-dir out/train
 
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(AutoencoderConfig):
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, tuple):
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple):
             parser.add_argument(flag, type=int, nargs="+", default=list(default))
         else:
             parser.add_argument(flag, type=type(default), default=default)

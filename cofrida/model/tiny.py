@@ -58,8 +58,14 @@ def tiny_unet(
     )
 
 
-def tiny_vae(block_out_channels: tuple[int, ...] = VAE_BLOCKS, seed: int = 0):
-    """A small `AutoencoderKL`, 4 latent channels, x(2 ** (blocks - 1)) downsampling (x8 for 4)."""
+def tiny_vae(
+    block_out_channels: tuple[int, ...] = VAE_BLOCKS, seed: int = 0, mid_attention: bool = True
+):
+    """A small `AutoencoderKL`, 4 latent channels, x(2 ** (blocks - 1)) downsampling (x8 for 4).
+
+    ``mid_attention=False`` drops the mid-block self-attention: the autoencoder becomes fully
+    convolutional (it can train on crops and run at any size, in time linear in the pixels).
+    """
     from diffusers import AutoencoderKL
 
     n = len(block_out_channels)
@@ -74,6 +80,7 @@ def tiny_vae(block_out_channels: tuple[int, ...] = VAE_BLOCKS, seed: int = 0):
         latent_channels=4,
         norm_num_groups=min(16, min(block_out_channels)),
         sample_size=128,
+        mid_block_add_attention=mid_attention,
     )
 
 

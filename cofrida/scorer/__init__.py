@@ -17,15 +17,24 @@ from cofrida.scorer.clip_scorer import ClipScorer, clip_score
 from cofrida.scorer.scene_scorer import SceneScorer, SceneScorerConfig
 from cofrida.scorer.scene_training import retrieval_accuracy, scene_batch, train_scene_scorer
 
+DEFAULT_SCORER = Path(__file__).resolve().parents[1] / "assets" / "default_scorer"
 
-def load_scorer(source: str | Path, device: str = "cpu") -> Scorer:
-    """A `SceneScorer` folder (has ``scene_scorer.json``), else a CLIP hub id or folder."""
+
+def load_scorer(source: str | Path | None = None, device: str = "cpu") -> Scorer:
+    """A `SceneScorer` folder (has ``scene_scorer.json``), else a CLIP hub id or folder.
+
+    None (or ``"default"``) loads the shipped offline scene scorer (``cofrida/assets/
+    default_scorer``, made by ``cofrida train-scorer --scenes 3000 --steps 600``).
+    """
+    if source is None or str(source) == "default":
+        source = DEFAULT_SCORER
     if (Path(source) / "scene_scorer.json").is_file():
         return SceneScorer.load(source, device)
     return ClipScorer(source, device)
 
 
 __all__ = [
+    "DEFAULT_SCORER",
     "ClipScorer",
     "SceneScorer",
     "SceneScorerConfig",

@@ -36,7 +36,8 @@ def open_sim_session(
         speed_factor: the sim arm's speed (0: no waits; 1: real arm speed).
         brush, palette: the robot's brush preset and palette preset.
         proposer: default `default_proposer(palette)` (the edit model, or the stand-in).
-        scorer: optional proposal scorer.
+        scorer: proposal scorer; default the shipped offline scene scorer (`load_scorer()`);
+            pass ``False`` for none (proposals keep the proposer's order, without scores).
     """
     config = config or SessionConfig()
     arm = make_arm(
@@ -55,4 +56,9 @@ def open_sim_session(
         dataclasses.replace(planner_config, margin_m=margin),
     )
     proposer = proposer or default_proposer(paints)
+    if scorer is None:
+        from cofrida.scorer import load_scorer
+
+        scorer = load_scorer()
+    scorer = scorer or None
     return Session(folder, arm, None, proposer, planner, scorer=scorer, config=config)

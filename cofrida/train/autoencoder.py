@@ -44,7 +44,9 @@ class AutoencoderConfig:
     data_dir: str = ""  # folder of shards (the make-data layout)
     output_dir: str = "out/autoencoder"
     resolution: int = 128  # px of the square images (shorter side resized, centre crop)
-    blocks: tuple[int, ...] = (8, 16, 32, 64)  # channels per block; 4 blocks = x8 downsampling
+    blocks: tuple[int, ...] = (16, 32, 64)  # channels per block; 3 blocks = x4 downsampling
+    mid_attention: bool = False  # no mid-block attention: fully convolutional, crop-trainable
+    crop: int = 64  # px of the random square crops trained on (0 = whole images)
     learning_rate: float = 5e-4  # AdamW
     batch_size: int = 16
     max_steps: int = 2000
@@ -61,6 +63,16 @@ class AutoencoderConfig:
                 f"AutoencoderConfig: resolution {self.resolution} must be >= 16 and a multiple "
                 f"of the downsampling factor {2 ** (len(self.blocks) - 1)}"
             )
+        if self.crop and (self.crop > self.resolution or self.crop % 2 ** (len(self.blocks) - 1)):
+            raise ValueError(
+                f"AutoencoderConfig: crop {self.crop} must be <= resolution and a multiple of "
+                f"the downsampling factor {2 ** (len(self.blocks) - 1)} (0 = no crop)"
+            )
+        if self.crop and self.mid_attention:
+            raise ValueError(
+                "AutoencoderConfig: crops need mid_attention off (attention sees "
+                "the whole image, so it would not transfer from crops)"
+            )
         if self.batch_size < 1 or self.max_steps < 1 or len(self.blocks) < 2:
             raise ValueError("AutoencoderConfig: batch_size, max_steps >= 1 and >= 2 blocks")
 
@@ -72,9 +84,13 @@ class ImageColumns(torch.utils.data.Dataset):
         data_dir: folder with ``data/*.parquet``.
         resolution: S.
         columns: which PNG columns to use (those present in the shards).
+        crop: if > 0, items are random crop x crop windows of the S x S image (a new window
+            each time an item is read).
     """
 
-    def __init__(self, data_dir: str | Path, resolution: int, columns=IMAGE_COLUMNS) -> None:
+    def __init__(
+        self, data_dir: str | Path, resolution: int, columns=IMAGE_COLUMNS, crop: int = 0
+    ) -> None:
         import datasets
 
         files = shard_files(data_dir)
@@ -86,14 +102,18 @@ class ImageColumns(torch.utils.data.Dataset):
         if not self.columns or len(table) == 0:
             raise ValueError(f"shards in {data_dir} hold no image columns {list(columns)}")
         self.table = table.select_columns(self.columns)
-        self.resolution = resolution
+        self.resolution, self.crop = resolution, crop
 
     def __len__(self) -> int:
         return len(self.table) * len(self.columns)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         row, col = divmod(int(index), len(self.columns))
-        return decode_png(self.table[row][self.columns[col]], self.resolution)
+        image = decode_png(self.table[row][self.columns[col]], self.resolution)
+        if self.crop and self.crop < self.resolution:
+            y, x = torch.randint(0, self.resolution - self.crop + 1, (2,)).tolist()
+            image = image[:, y : y + self.crop, x : x + self.crop]
+        return image
 
 
 class _Reconstruct(torch.nn.Module):
@@ -154,7 +174,7 @@ def train_autoencoder(
     out = Path(config.output_dir)
     accelerator = Accelerator()
     set_seed(config.seed)
-    dataset = ImageColumns(config.data_dir, config.resolution)
+    dataset = ImageColumns(config.data_dir, config.resolution, crop=config.crop)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=config.batch_size,
@@ -169,12 +189,13 @@ def train_autoencoder(
         vae = AutoencoderKL.from_pretrained(out / "vae")
         step = int(json.loads((out / STATE_FILE).read_text())["step"])
     else:
-        vae = tiny.tiny_vae(config.blocks, seed=config.seed)
+        vae = tiny.tiny_vae(config.blocks, seed=config.seed, mid_attention=config.mid_attention)
     out.mkdir(parents=True, exist_ok=True)
     if accelerator.is_main_process:
         cfg = dataclasses.asdict(config)
         (out / "autoencoder_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    scale_images = torch.stack([dataset[i] for i in range(min(64, len(dataset)))])
+    whole = ImageColumns(config.data_dir, config.resolution)
+    scale_images = torch.stack([whole[i] for i in range(min(64, len(whole)))])
     perceptual = EdgeStatsLoss()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.learning_rate, weight_decay=0.0)
     model, optimizer, loader = accelerator.prepare(_Reconstruct(vae), optimizer, loader)
