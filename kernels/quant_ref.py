@@ -71,14 +71,28 @@ def quantize_int4_groups(
     Returns:
         ``(packed, scales)``: int8 (R, Kp/2) and ``scale_dtype`` (R, Kp/group_size).
     """
+    q, scales = _int4_groups(t, group_size, scale_dtype)
+    return pack_int4(q.to(torch.int8).view(t.shape[0], -1)), scales
+
+
+def _int4_groups(
+    t: torch.Tensor, group_size: int, scale_dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer values in -8..7 as float32 (R, G, gs) and their scales (R, G) in scale_dtype."""
     r, k = t.shape
     kp = padded_k(k, group_size)
     tg = _pad_k(t.float(), kp).view(r, kp // group_size, group_size)  # (R, G, gs)
     scales = (tg.abs().amax(dim=-1) / QMAX).to(scale_dtype)  # (R, G)
     s = scales.float()
     denom = torch.where(s > 0, s, torch.ones_like(s))[..., None]
-    q = round_half_up(tg / denom).clamp_(-8, 7).to(torch.int8).view(r, kp)
-    return pack_int4(q), scales
+    return round_half_up(tg / denom).clamp_(-8, 7), scales
+
+
+def fake_quant_act_groups(xs: torch.Tensor, group_size: int) -> torch.Tensor:
+    """float32 (M, Kp): Q(xs) dequantized, the values `quantize_int4_groups` (float32 scales)
+    encodes for (M, K) activations, without packing (K zero-padded to Kp)."""
+    q, scales = _int4_groups(xs, group_size, torch.float32)
+    return (q * scales[..., None]).view(xs.shape[0], -1)
 
 
 def dequantize_int4_groups(packed: torch.Tensor, scales: torch.Tensor, k: int) -> torch.Tensor:
@@ -108,6 +122,40 @@ def act_quant_lowrank_ref(
     qx, ascales = quantize_int4_groups(xs, group_size, torch.float32)
     lr = xs.to(l1.dtype).float() @ l1.float()  # (M, R)
     return qx, ascales, lr
+
+
+def w4a4_dequant_forward(
+    x: torch.Tensor,
+    inv_smooth: torch.Tensor,
+    l1: torch.Tensor,
+    l2: torch.Tensor,
+    w_dq: torch.Tensor,
+    bias: torch.Tensor | None,
+    group_size: int,
+) -> torch.Tensor:
+    """The W4A4 layer's function for CPUs: one float matmul of dequantized int4 operands.
+
+    sum_g (qx_g . qw_g) * ascale_g * wscale_g equals (Q(x) * ascales) . (Q(W) * wscales) in
+    exact arithmetic, so with the weight dequantized once (`w_dq`, float32 (N, Kp)) a layer is
+    one BLAS call instead of G small ones on unpacked integers. Same quantization and rounding
+    as `act_quant_lowrank_ref` + `w4a4_gemm_ref`; only the float32 summation order differs.
+
+    Args:
+        x: (M, K) activations; inv_smooth: float32 (K,); l1 (K, R), l2 (R, N): low-rank factors.
+        w_dq: `dequantize_int4_groups` of the residual weight, padding kept: float32 (N, Kp).
+        bias: (N,) or None.
+        group_size: channels per activation scale.
+
+    Returns:
+        (M, N) in x's dtype.
+    """
+    xs = x.float() * inv_smooth.float()  # (M, K)
+    acc = fake_quant_act_groups(xs, group_size) @ w_dq.T  # (M, N)
+    if l2.shape[0]:
+        acc += (xs.to(l1.dtype).float() @ l1.float()).to(l2.dtype).float() @ l2.float()
+    if bias is not None:
+        acc += bias.float()
+    return acc.to(x.dtype)
 
 
 def w4a4_gemm_ref(

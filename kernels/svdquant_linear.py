@@ -11,8 +11,11 @@ group size gs, Kp = K rounded up to gs, G = Kp / gs):
     bias     dtype (N,)       optional
 
 and computes y = Q(x_s) Q(W_res)^T + (x_s L1) L2 + b. On CUDA tensors the two Triton kernels run
-(`kernels.act_quant_lowrank`, `kernels.w4a4_gemm`); elsewhere the PyTorch references in
-`kernels.quant_ref` do, with the same maths.
+(`kernels.act_quant_lowrank`, `kernels.w4a4_gemm`); elsewhere ("auto" on CPU) the weight is
+dequantized once and cached, and each call fake-quantizes the activations with the same int4
+rounding and does one float matmul (`quant_ref.w4a4_dequant_forward`: the same function, float32
+summation order aside). ``backend="reference"`` runs the group-by-group integer reference the
+kernels are tested against.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from kernels.quant_ref import (
     padded_k,
     quantize_int4_groups,
     smoothing_factor,
+    w4a4_dequant_forward,
     w4a4_gemm_ref,
 )
 
-Backend = Literal["auto", "reference", "triton"]
+Backend = Literal["auto", "reference", "triton", "dequant"]
 
 
 class SVDQuantLinear(nn.Module):
@@ -51,8 +55,9 @@ class SVDQuantLinear(nn.Module):
         device: where to allocate the (uninitialised) buffers.
 
     Attributes:
-        backend: "auto" (Triton kernels on CUDA tensors, reference elsewhere), "reference" or
-            "triton" (kernels always; on CPU only under ``TRITON_INTERPRET=1``).
+        backend: "auto" (Triton kernels on CUDA tensors, "dequant" elsewhere), "dequant"
+            (cached float weight, one matmul), "reference" (integer groups, the kernels'
+            specification) or "triton" (kernels always; on CPU only under TRITON_INTERPRET=1).
         adapters: LoRA name -> (start, stop) columns of l1 / rows of l2 (see `kernels.lora`).
         base_rank: rank of the SVD branch itself; adapters come after it.
     """
@@ -83,6 +88,7 @@ class SVDQuantLinear(nn.Module):
         b = torch.empty(n, dtype=dtype, device=device) if bias else None
         self.register_buffer("bias", b)
         self.backend: Backend = "auto"
+        self._w_dq: tuple[tuple, torch.Tensor] | None = None  # (buffers' identity, (N, Kp))
         self.adapters: dict[str, tuple[int, int]] = {}
         self.base_rank = rank
 
@@ -159,10 +165,22 @@ class SVDQuantLinear(nn.Module):
             return w4a4_gemm(
                 qx, ascales, self.qweight, self.wscales, lr, self.l2, self.bias, x.dtype
             )
+        if self.backend in ("auto", "dequant"):
+            return w4a4_dequant_forward(
+                x, inv_smooth, self.l1, self.l2, self._dequantized(), self.bias, self.group_size
+            )
         qx, ascales, lr = act_quant_lowrank_ref(x, inv_smooth, self.l1, self.group_size)
         return w4a4_gemm_ref(
             qx, ascales, self.qweight, self.wscales, lr, self.l2, self.bias, x.dtype
         )
+
+    def _dequantized(self) -> torch.Tensor:
+        """float32 (N, Kp) residual weight, cached until qweight or wscales change."""
+        key = tuple((t.data_ptr(), t._version, t.device) for t in (self.qweight, self.wscales))
+        if self._w_dq is None or self._w_dq[0] != key:
+            kp = self.qweight.shape[1] * 2
+            self._w_dq = (key, dequantize_int4_groups(self.qweight, self.wscales, kp))
+        return self._w_dq[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., K) float -> (..., N) in x's dtype."""

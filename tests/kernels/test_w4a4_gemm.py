@@ -76,9 +76,33 @@ def test_layer_triton_backend_matches_reference_backend(dtype):
     x[..., 5] *= 40.0
     cfg = SVDQuantConfig(rank=32, dtype=dtype)
     layer = SVDQuantLinear.from_float(lin, x.abs().amax((0, 1)), cfg)
+    layer.backend = "reference"
     y_ref = layer(x.to(dtype))
     layer.backend = "triton"
     y = layer(x.to(dtype))
     assert y.shape == (2, 33, 96) and y.dtype == dtype
     err = (y.float() - y_ref.float()).abs().max() / y_ref.float().abs().max()
     assert err <= TOL[dtype], err
+
+
+def test_cpu_dequant_backend_computes_the_reference_function_and_tracks_weight_changes():
+    """'auto' on CPU: cached dequantized weight + one matmul, equal to the integer reference
+    up to float32 summation order; a changed qweight is seen at once (no stale cache)."""
+    from kernels.config import SVDQuantConfig
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(200, 96)  # K not a multiple of the group size: padding is handled
+    x = torch.randn(3, 17, 200)
+    x[..., 7] *= 30.0
+    cfg = SVDQuantConfig(rank=16, group_size=64, dtype=torch.float32)
+    layer = SVDQuantLinear.from_float(lin, x.abs().amax((0, 1)), cfg)
+    y_fast = layer(x)
+    layer.backend = "reference"
+    y_ref = layer(x)
+    assert (y_fast - y_ref).abs().max() <= 1e-4 * y_ref.abs().max()
+    with torch.no_grad():
+        layer.qweight.zero_()  # residual weight gone: only the low-rank branch and bias remain
+    changed_ref = layer(x)
+    layer.backend = "auto"
+    assert (layer(x) - changed_ref).abs().max() <= 1e-4 * changed_ref.abs().max()
+    assert not torch.allclose(changed_ref, y_ref, atol=1e-3)
