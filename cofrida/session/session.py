@@ -9,6 +9,7 @@ The UI (or the demo) calls the steps one by one::
     session.choose(0)                              # or a composite image the person made
     plan, report = session.plan(on_progress=print)  # additions only: the person's work is kept
     session.execute(on_progress=print)             # the arm paints; each stroke is recorded
+    session.end_turn()                             # after a stop: keep the strokes painted
     session.undo()                                 # simulation only: take the robot's turn back
     session.export("out/")                         # images, time-lapse GIF, session.json
 
@@ -299,6 +300,23 @@ class Session:
             self.store.finish_turn(t.id, self.canvas)
             self._turn = None
         return report
+
+    def end_turn(self) -> torch.Tensor:
+        """End a stopped robot turn where it stands: the strokes painted so far stay, the rest
+        are dropped (logged as ``ended``), and the turn is done with the canvas as it is now
+        (so it can be undone, and a new prompt can follow). Returns that canvas.
+
+        Raises:
+            ValueError: no robot turn is being painted (nothing was stopped mid-way).
+        """
+        t = self._current("end")
+        if t.state != "executing":
+            raise ValueError(f"turn {t.id} is {t.state}, not stopped mid-way: nothing to end")
+        self.canvas = self.capture()
+        self.store.log(t.id, "ended", {"done": t.progress.done, "total": t.progress.total})
+        self.store.finish_turn(t.id, self.canvas)
+        self._turn = None
+        return self.canvas
 
     # ---- undo, resume -----------------------------------------------------------------------
     def undo(self) -> torch.Tensor:

@@ -1,0 +1,150 @@
+"""The proof of the browser UI: `cofrida ui` in its own process, driven by Playwright in
+Debian's headless Chromium the way a person would use it: draw on the canvas with the mouse,
+type a prompt, get proposals, pick one, plan, paint in simulation, and see the canvas change.
+
+A screenshot of the page after the robot's turn is kept under pytest's tmp dir and copied to
+``test-artifacts/ui/`` in the checkout (the path is printed).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.ui.conftest import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless Chromium as ../shared/ENVIRONMENT.md says works here.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+STARTUP_S = 120  # s: the server imports torch, gradio and the proposer on a busy machine
+STEP_S = 60  # s: the longest wait for one step of the turn
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="needs Playwright for Python: pip install -e '.[ui]'"
+)
+if not CHROMIUM.exists():
+    pytest.skip(
+        "needs Debian's Chromium at /usr/bin/chromium: `sudo apt-get install chromium` "
+        "(`make setup` installs it when run as root or with sudo)",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`cofrida ui` on a free loopback port with small, quick settings; yields its URL."""
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
+    cmd = [
+        sys.executable, "-m", "cofrida", "ui", "--port", str(port), "--quick",
+        "--strokes", "20", "--proposals", "2", "--canvas-px", "128",
+        "--session-dir", str(tmp_path / "sessions"),
+    ]  # fmt: skip
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"cofrida ui exited: {(tmp_path / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"cofrida ui did not start in {STARTUP_S} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def pixels(locator) -> np.ndarray:
+    """An element's screenshot as (H, W, 3) int array."""
+    png = locator.screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def wait_status(page, text: str) -> None:
+    """Wait until the status line says `text`; fail with what it says instead."""
+    try:
+        page.wait_for_function(
+            "t => document.querySelector('#status').innerText.includes(t)", arg=text,
+            timeout=STEP_S * 1000,
+        )  # fmt: skip
+    except sync_api.TimeoutError:
+        pytest.fail(f"waited for {text!r}; the status says {page.inner_text('#status')!r}")
+
+
+def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path, capsys):
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(STEP_S * 1000)
+        page.goto(server)
+
+        # 1. The person drags a brush stroke across the canvas and saves the turn.
+        canvas = page.locator("#canvas-editor canvas").first
+        canvas.wait_for()
+        box = canvas.bounding_box()
+        x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+        page.mouse.move(x0 + 0.30 * w, y0 + 0.55 * h)
+        page.mouse.down()
+        for k in range(1, 5):  # a few moves: each is a software-rendered WebGL frame (~1 s)
+            page.mouse.move(x0 + (0.30 + 0.1 * k) * w, y0 + (0.55 + 0.04 * k) * h)
+        page.mouse.up()
+        page.click("#done-drawing")
+        wait_status(page, "is saved")
+        robot_canvas = page.locator("#robot-canvas img")
+        before = pixels(robot_canvas)
+        assert (before.sum(-1) < 200).mean() > 0.002, "the person's dark stroke is on the canvas"
+
+        # 2. A prompt, proposals, a choice, a plan.
+        page.fill("#prompt textarea", "a sunny meadow with a red house")
+        page.click("#propose")
+        wait_status(page, "2 proposals for")
+        page.locator("#proposals img").first.click()
+        wait_status(page, "is the target")
+        page.click("#plan")
+        wait_status(page, "Planned")
+        assert "20 strokes" in page.inner_text("#plan-info")
+
+        # 3. The sim arm paints; the canvas in the page changes.
+        page.click("#paint")
+        wait_status(page, "The robot painted 20 strokes")
+        page.wait_for_timeout(500)  # the last image is swapped in
+        after = pixels(robot_canvas)
+        shot = tmp_path / "ui_after_robot_turn.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    kept = shutil.copy(shot, ARTIFACTS / shot.name)
+    with capsys.disabled():
+        print(f"\nbrowser screenshot: {kept}")
+    assert before.shape == after.shape
+    changed = np.abs(after - before).sum(-1) > 40
+    assert changed.mean() > 0.01, "the robot's strokes changed the canvas shown in the page"

@@ -1,0 +1,349 @@
+"""`cofrida ui`: the co-painting browser UI (Gradio), a view over `cofrida.Session`.
+
+Examples:
+    cofrida ui                                   # simulation, http://127.0.0.1:7860
+    cofrida ui --port 8080 --strokes 120 --proposals 6
+    cofrida ui --host 0.0.0.0 --password 'long secret'     # on the network: password required
+    cofrida ui --robot real --arm.type=grbl --arm.port=/dev/ttyUSB0 --arm.name=plotter \\
+        --camera.type=opencv --camera.device=0
+
+Panels, top to bottom: the canvas (paint on it in simulation, or capture the real one), the
+prompt with an optional region where the robot may paint, the proposals (pick one, or combine
+several in the photomontage editor), the plan preview, painting with progress, pause and stop,
+and the session's history and settings. Every step is persisted by the session's SQLite store
+under ``--session-dir`` (default: ``sessions/`` in the user data directory).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import gradio as gr
+
+from sim.palette import PALETTE_PRESETS
+from ui import callbacks as cb
+from ui import execution
+from ui.cli import PASSWORD_ENV, app_config, is_loopback, parse_args
+from ui.images import MONTAGE_COLOURS, MONTAGE_NAMES, hex_colour
+from ui.state import AppConfig, SessionOpener, TabState
+
+__all__ = ["PASSWORD_ENV", "build_app", "is_loopback", "main", "parse_args", "serve"]
+IMAGE_HEIGHT = 320  # px, height of the output image boxes
+CSS = "#status {min-height: 2.5em} footer {display: none !important}"
+
+
+def _editor(elem_id: str, label: str, brush: gr.Brush, height_px: int) -> gr.ImageEditor:
+    """An image editor over the canvas: brush only, no uploads, no layers, no transforms."""
+    return gr.ImageEditor(
+        label=label,
+        elem_id=elem_id,
+        type="numpy",
+        image_mode="RGBA",
+        sources=(),
+        transforms=(),
+        layers=False,
+        brush=brush,
+        eraser=gr.Eraser(),
+        format="png",
+        canvas_size=(cb.EDITOR_PX, height_px),
+        buttons=[],
+    )
+
+
+def _image(label: str, elem_id: str, fmt: str) -> gr.Image:
+    """An output image ("png" or "gif"), fitted into a box `IMAGE_HEIGHT` px high."""
+    return gr.Image(
+        label=label,
+        elem_id=elem_id,
+        interactive=False,
+        format=fmt,
+        height=IMAGE_HEIGHT,
+        buttons=["download", "fullscreen"],
+    )
+
+
+def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Blocks:
+    """The Gradio app for `config` (not launched). Each browser tab gets its own `TabState`.
+
+    Args:
+        config: the app's configuration.
+        opener: the `SessionOpener` to share (default: a new one for `config`).
+    """
+    opener = opener or SessionOpener(config)
+    preview = TabState(opener)  # sizes and brushes of a new session, for the layout only
+    height_px = round(cb.EDITOR_PX * cb.canvas_size(preview)[0] / cb.canvas_size(preview)[1])
+    brush = cb.person_brush(preview)
+    preview.close()
+    sim = config.simulated
+
+    with gr.Blocks(title="CoFRIDA co-painting") as app:
+        tab = gr.State(lambda: TabState(opener), delete_callback=lambda t: t.close())
+        gr.Markdown("# CoFRIDA: paint together with a robot")
+        banner = gr.Markdown(elem_id="banner")
+        status = gr.Markdown(elem_id="status")
+
+        # 1. the canvas and the person's turn
+        with gr.Row():
+            with gr.Column(scale=3):
+                editor = _editor(
+                    "canvas-editor",
+                    "Your turn: paint with the robot's paints" if sim else "The canvas (camera)",
+                    brush,
+                    height_px,
+                )
+                with gr.Row():
+                    done_btn = gr.Button(
+                        "Done: save my turn", variant="primary", elem_id="done-drawing", visible=sim
+                    )
+                    capture_btn = gr.Button(
+                        "Capture the canvas (I painted on the paper)",
+                        elem_id="capture",
+                        visible=not sim,
+                    )
+                with gr.Accordion("Start from a photo of a canvas", open=False, visible=sim):
+                    upload = gr.File(
+                        label="PNG or JPEG, cropped to the canvas",
+                        file_types=["image"],
+                        type="filepath",
+                        elem_id="upload",
+                    )
+                    upload_btn = gr.Button("Use this photo", elem_id="use-upload")
+            with gr.Column(scale=2):
+                canvas_img = _image("The canvas (the robot paints here)", "robot-canvas", "png")
+                replay = _image("The robot's last turn, replayed", "replay", "gif")
+
+        # 2. prompt, region, proposals
+        with gr.Row():
+            with gr.Column(scale=2):
+                prompt = gr.Textbox(
+                    label="What should the painting become?",
+                    elem_id="prompt",
+                    placeholder="a sunny meadow with a red house",
+                    lines=1,
+                )
+                with gr.Accordion("Where may the robot paint? (optional)", open=False):
+                    gr.Markdown(
+                        "Brush over the area the robot may change; leave it empty to "
+                        "let it paint anywhere."
+                    )
+                    region = _editor(
+                        "region-editor",
+                        "Region",
+                        gr.Brush(colors=["#ff00ff"], default_size=24, color_mode="fixed"),
+                        height_px,
+                    )
+                propose_btn = gr.Button("Propose", variant="primary", elem_id="propose")
+            with gr.Column(scale=3):
+                gallery = gr.Gallery(
+                    label="Proposals, best first: click one to choose it",
+                    elem_id="proposals",
+                    columns=4,
+                    object_fit="contain",
+                    allow_preview=False,
+                    interactive=False,
+                    format="png",
+                )
+                target = _image("The target (what the robot paints towards)", "target", "png")
+        with gr.Accordion("Combine proposals (photomontage)", open=False):
+            legend = ", ".join(
+                f"<span style='color:{hex_colour([c / 255 for c in rgb])}'>{name} = {k + 1}</span>"
+                for k, (rgb, name) in enumerate(zip(MONTAGE_COLOURS, MONTAGE_NAMES, strict=True))
+            )
+            gr.Markdown(
+                f"Brush over the base proposal with the colour of another proposal "
+                f"where you want its content ({legend}); unbrushed parts stay the "
+                "base. The composite becomes the target."
+            )
+            base = gr.Number(
+                label="Base proposal",
+                value=1,
+                precision=0,
+                minimum=1,
+                maximum=8,
+                elem_id="montage-base",
+            )
+            montage = _editor(
+                "montage-editor",
+                "Photomontage",
+                gr.Brush(
+                    colors=[hex_colour([c / 255 for c in rgb]) for rgb in MONTAGE_COLOURS],
+                    default_size=16,
+                    color_mode="fixed",
+                ),
+                height_px,
+            )
+            combine_btn = gr.Button("Use the composite as the target", elem_id="combine")
+
+        # 3. plan and paint
+        with gr.Row():
+            plan_btn = gr.Button("Plan the strokes", variant="primary", elem_id="plan")
+            paint_btn = gr.Button("Paint", variant="primary", elem_id="paint")
+            pause_btn = gr.Button("Pause", elem_id="pause")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+            undo_btn = gr.Button("Undo the robot's turn", elem_id="undo", visible=sim)
+        plan_info = gr.Markdown(elem_id="plan-info")
+        with gr.Row():
+            overlay = _image("Where the robot will paint", "plan-overlay", "png")
+            animation = _image("The plan, animated", "plan-animation", "gif")
+
+        # 4. history, sessions, settings
+        with gr.Accordion("Session history", open=True):
+            history = gr.Gallery(
+                label="Turns",
+                elem_id="history",
+                columns=6,
+                fit_columns=False,  # small thumbnails however few turns there are
+                height=240,
+                object_fit="contain",
+                allow_preview=True,
+                interactive=False,
+            )
+            with gr.Row():
+                sessions = gr.Dropdown(label="Sessions", choices=[], elem_id="sessions")
+                open_btn = gr.Button("Open this session")
+                export_btn = gr.Button("Export (zip)", elem_id="export")
+            export_file = gr.File(label="Export", interactive=False, height=90)
+        with gr.Accordion("Settings", open=False):
+            strokes = gr.Slider(
+                1,
+                1000,
+                value=config.strokes,
+                step=1,
+                elem_id="strokes",
+                label="Stroke budget per robot turn",
+            )
+            n_proposals = gr.Slider(
+                1,
+                8,
+                value=config.proposals,
+                step=1,
+                label="Proposals per prompt",
+                elem_id="n-proposals",
+            )
+            palette = gr.Dropdown(
+                sorted(PALETTE_PRESETS),
+                value=config.palette,
+                label="Paints (for a new session)",
+                visible=sim,
+            )
+            new_btn = gr.Button("New session")
+            model = config.model or "the shipped default (the scene stand-in until it is trained)"
+            gr.Markdown(
+                f"Model: {model}. Brush: {config.brush}. Mode: "
+                f"{'simulation' if sim else 'real robot'}."
+            )
+
+        # ---- wiring -------------------------------------------------------------------------
+        canvas_outs = [editor, region, canvas_img, history, status]
+
+        def on_load(t):
+            outs = cb.load(t)
+            return (*outs[:4], cb.session_banner(t), gr.Dropdown(choices=outs[5]))
+
+        app.load(on_load, [tab], [*canvas_outs[:4], banner, sessions])
+        done_btn.click(cb.submit_drawing, [tab, editor], canvas_outs)
+        capture_btn.click(cb.capture_turn, [tab], canvas_outs)
+        upload_btn.click(cb.upload_canvas, [tab, upload], canvas_outs)
+
+        def on_propose(t, text, marks, n, progress=gr.Progress()):  # noqa: B008 (Gradio API)
+            return cb.propose(t, text, marks, n, progress)
+
+        propose_btn.click(
+            on_propose, [tab, prompt, region, n_proposals], [gallery, montage, status]
+        ).then(cb.session_banner, [tab], [banner])
+        prompt.submit(on_propose, [tab, prompt, region, n_proposals], [gallery, montage, status])
+
+        def on_select(t, evt: gr.SelectData):
+            return cb.choose(t, evt.index)
+
+        gallery.select(on_select, [tab], [target, status])
+        base.change(lambda t, b: cb.montage_editor(t, b), [tab, base], [montage])
+        combine_btn.click(cb.combine, [tab, base, montage], [target, status])
+
+        def on_plan(t, n, progress=gr.Progress()):  # noqa: B008 (Gradio API)
+            return cb.plan(t, n, progress)
+
+        plan_btn.click(on_plan, [tab, strokes], [overlay, animation, plan_info, status])
+
+        def on_paint(t, progress=gr.Progress()):  # noqa: B008 (Gradio API)
+            yield from execution.paint(t, progress)
+
+        paint_btn.click(on_paint, [tab], [*canvas_outs, replay])
+        pause_btn.click(execution.pause, [tab], [status], queue=False)
+        stop_btn.click(execution.stop, [tab], [status], queue=False)
+        undo_btn.click(cb.undo, [tab], canvas_outs)
+        export_btn.click(cb.export, [tab], [export_file, status])
+
+        def on_open(t, name, paints):
+            outs = cb.open_session(t, name, paints)
+            editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])  # the session's paints
+            return (editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t))
+
+        session_outs = [*canvas_outs, gallery, sessions, banner]
+        open_btn.click(on_open, [tab, sessions, palette], session_outs)
+        sessions.focus(lambda t: gr.Dropdown(choices=t.opener.sessions()), [tab], [sessions])
+        new_btn.click(lambda t, p: on_open(t, None, p), [tab, palette], session_outs)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the app until interrupted; returns the exit code (2: refused to start)."""
+    args, arm_options, camera_options = parse_args(sys.argv[1:] if argv is None else argv)
+    password = args.password or os.environ.get(PASSWORD_ENV) or None
+    if not is_loopback(args.host) and not password:
+        print(
+            f"cofrida ui: refusing to serve on {args.host} without a password: anyone on the "
+            f"network could drive the robot. Pass --password (or set ${PASSWORD_ENV}), or "
+            "keep the default --host 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    config = app_config(args, arm_options, camera_options)
+    if args.robot == "real":
+        from ui.robot_mode import device_configs
+
+        try:
+            device_configs(arm_options, camera_options)
+        except ValueError as e:
+            print(f"cofrida ui: {e}", file=sys.stderr)
+            return 2
+    config.session_dir.mkdir(parents=True, exist_ok=True)
+    opener = SessionOpener(config)
+    print("cofrida ui: loading the proposer...", file=sys.stderr, flush=True)
+    opener.proposer(config.palette)  # once, now, rather than on the first click
+    print(f"cofrida ui: sessions in {config.session_dir}", file=sys.stderr, flush=True)
+    serve(config, args.host, args.port, (args.user, password) if password else None, opener)
+    return 0
+
+
+def serve(
+    config: AppConfig,
+    host: str,
+    port: int,
+    auth: tuple[str, str] | None,
+    opener: SessionOpener | None = None,
+    block: bool = True,
+) -> gr.Blocks:
+    """Build and launch the app on host:port; with `auth` (user, password) every page and API
+    call needs the login. Blocks until interrupted unless `block` is False (tests), in which
+    case the running app is returned (stop it with ``app.close()``)."""
+    app = build_app(config, opener)
+    app.queue(default_concurrency_limit=2)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        max_file_size=config.max_upload_bytes,
+        css=CSS,
+        footer_links=[],
+        show_error=True,
+        quiet=not block,
+        prevent_thread_lock=not block,
+    )
+    return app
+
+
+if __name__ == "__main__":
+    sys.exit(main())
