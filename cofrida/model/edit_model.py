@@ -424,7 +424,9 @@ class EditModel(nn.Module):
             )
         if self.vae_skips is not None:
             raise ValueError("replace the VAE before adding skip connections")
-        self.vae = vae.to(*self._device_dtype()).eval()
+        device, dtype = self._device_dtype()
+        vae = vae.to(device) if dtype == torch.float32 else vae.to(device, dtype)
+        self.vae = vae.eval()
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.size_multiple = self.vae_scale_factor * 2 ** (
             len(self.unet.config.block_out_channels) - 1
