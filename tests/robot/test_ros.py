@@ -95,7 +95,7 @@ def make_plan(n: int, seed: int, spread: float = 1.0, margin_m: float = 0.01):
     return Plan(canvas, brush, palette, strokes, list(range(n)), margin_m=margin_m)
 
 
-def execute_plan(node, plan_json: str, cancel_after=None, timeout_s: float = 40.0):
+def execute_plan(node, plan_json: str, cancel_after=None, timeout_s: float = 120.0):
     """Send an ExecutePlan goal; optionally cancel when cancel_after(feedbacks) is true.
     Returns (status, result, feedbacks, cancel wall time)."""
     from cofrida_interfaces.action import ExecutePlan
