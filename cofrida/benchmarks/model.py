@@ -18,7 +18,8 @@ a shared machine slows them alike:
 3. ``w4a4_vs_fp32_psnr_db``: PSNR of the W4A4 model's proposals against its fp32 source's, same
    canvases (procedural scenes with their right half blank), prompts (their captions) and seeds.
    An fp32 ``--model`` is quantized here (`cofrida.model.quantize`, calibrated on other scenes);
-   a W4A4 one needs ``--fp32-model`` (else null).
+   a W4A4 one needs ``--fp32-model`` (else null; for the shipped W4A4 bundle its fp32 source
+   ships beside it, ``cofrida/assets/default_model_fp32``, and is used by itself).
 4. ``bundle_mb``: the bundle folder on disk (the packaged MiniLM text encoder is referenced, not
    copied); ``w4a4_bundle_mb`` for the copy quantized here.
 
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps and --repeats must be >= 1, --threads >= 0")
 
     from cofrida.model import EditModel, unet_io
+    from cofrida.model.edit_model import DEFAULT_FP32_BUNDLE
     from cofrida.model.quantize import quantize_edit_model
 
     def say(line: str) -> None:
@@ -168,10 +170,13 @@ def main(argv: list[str] | None = None) -> int:
             fp32 = w4a4 = None
             if unet_io.is_quantized(model.unet):
                 w4a4 = model
-                if args.fp32_model is not None:
-                    if not Path(args.fp32_model).is_dir():
-                        raise FileNotFoundError(f"--fp32-model {args.fp32_model!r} is no folder")
-                    fp32 = EditModel.from_pretrained(args.fp32_model)
+                source = args.fp32_model
+                if source is None and args.model is None and DEFAULT_FP32_BUNDLE.is_dir():
+                    source = DEFAULT_FP32_BUNDLE  # the shipped bundle's fp32 source ships too
+                if source is not None:
+                    if not Path(source).is_dir():
+                        raise FileNotFoundError(f"--fp32-model {str(source)!r} is no folder")
+                    fp32 = EditModel.from_pretrained(source)
             else:
                 fp32 = model
         except (FileNotFoundError, ValueError) as e:

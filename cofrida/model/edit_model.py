@@ -55,7 +55,8 @@ from cofrida.model.vae_skips import VAESkips
 CONFIG_FILE = "edit_model.json"
 SKIPS_FILE = "vae_skips.safetensors"
 FORMAT_VERSION = 1
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_model"
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_model"  # W4A4
+DEFAULT_FP32_BUNDLE = DEFAULT_BUNDLE.with_name("default_model_fp32")  # its fp32 source
 MODES = ("one_step", "multi_step")
 SAMPLERS = ("euler_ancestral", "ddim")
 
