@@ -46,7 +46,7 @@ class AutoencoderConfig:
     resolution: int = 128  # px of the square images (shorter side resized, centre crop)
     blocks: tuple[int, ...] = (16, 32, 64)  # channels per block; 3 blocks = x4 downsampling
     mid_attention: bool = False  # no mid-block attention: fully convolutional, crop-trainable
-    crop: int = 64  # px of the random square crops trained on (0 = whole images)
+    crop: int = 64  # px of the random square crops trained on (0 or >= resolution: whole images)
     learning_rate: float = 5e-4  # AdamW
     batch_size: int = 16
     max_steps: int = 2000
@@ -63,10 +63,12 @@ class AutoencoderConfig:
                 f"AutoencoderConfig: resolution {self.resolution} must be >= 16 and a multiple "
                 f"of the downsampling factor {2 ** (len(self.blocks) - 1)}"
             )
-        if self.crop and (self.crop > self.resolution or self.crop % 2 ** (len(self.blocks) - 1)):
+        if self.crop >= self.resolution:
+            self.crop = 0  # a crop as large as the image is the whole image
+        if self.crop < 0 or self.crop % 2 ** (len(self.blocks) - 1):
             raise ValueError(
-                f"AutoencoderConfig: crop {self.crop} must be <= resolution and a multiple of "
-                f"the downsampling factor {2 ** (len(self.blocks) - 1)} (0 = no crop)"
+                f"AutoencoderConfig: crop {self.crop} must be a multiple of the downsampling "
+                f"factor {2 ** (len(self.blocks) - 1)} (0 = whole images)"
             )
         if self.crop and self.mid_attention:
             raise ValueError(

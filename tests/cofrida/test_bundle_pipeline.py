@@ -70,8 +70,10 @@ def test_autoencoder_learns_to_reconstruct_and_resumes(autoencoder, data_dir):
 def test_bad_autoencoder_arguments(data_dir, tmp_path, capsys):
     assert ae_cli.main(["--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert ae_cli.main(["--data-dir", str(tmp_path), "--resolution", "20"]) == 2
-    assert "multiple of the downsampling factor 8" in capsys.readouterr().err
+    assert ae_cli.main(["--data-dir", str(tmp_path), "--resolution", "18"]) == 2
+    assert "multiple of the downsampling factor 4" in capsys.readouterr().err
+    assert ae_cli.main(["--data-dir", str(tmp_path), "--crop", "30"]) == 2
+    assert "crop 30 must be a multiple of the downsampling factor 4" in capsys.readouterr().err
     args = ["--data-dir", str(data_dir), "--output-dir", str(tmp_path), "--resume"]
     assert ae_cli.main(args) == 2
     assert "nothing to resume" in capsys.readouterr().err
