@@ -203,7 +203,7 @@ def train_autoencoder(
     model, optimizer, loader = accelerator.prepare(_Reconstruct(vae), optimizer, loader)
     model.train()
     log = (out / "log.jsonl").open("a") if accelerator.is_main_process else None
-    t0, last, stopped = time.perf_counter(), {}, False
+    t0, first_step, last, stopped = time.perf_counter(), step, {}, False
     while step < config.max_steps and not stopped:
         for images in loader:
             recon, kl = model(images)
@@ -220,7 +220,7 @@ def train_autoencoder(
                 "step": step, "loss": float(loss.detach()), "l1": float(l1.detach()),
                 "perceptual": float(edges.detach()), "kl": float(kl.detach()),
                 "psnr_db": round(-10 * float(torch.log10(torch.tensor(max(mse, 1e-10)))), 2),
-                "steps_per_s": round(step / (time.perf_counter() - t0), 3),
+                "steps_per_s": round((step - first_step) / (time.perf_counter() - t0), 3),
             }  # fmt: skip
             if log is not None:
                 log.write(json.dumps(last) + "\n")
