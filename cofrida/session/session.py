@@ -228,8 +228,13 @@ class Session:
             order = sorted(range(len(images)), key=lambda i: -scores[i])
             images, scores = [images[i] for i in order], [scores[i] for i in order]
         self.store.add_proposals(turn, images, None if self.scorer is None else scores)
+        region_png = None
+        if region is not None:  # kept with the turn: the plan paints only inside it too
+            mask = torch.as_tensor(np.asarray(region)).bool().float()[None].expand(3, -1, -1)
+            region_png = self.store.add_region(turn, resize(mask, self.size_px))
         self.store.log(turn, "propose", {
             "model": self.model_name, "n": n, "seed": seed, "region": region is not None,
+            "region_png": region_png,
             "seconds": round(time.perf_counter() - start, 3), "scores": scores,
         })  # fmt: skip
         return list(zip(images, scores, strict=True))
@@ -251,7 +256,8 @@ class Session:
         self, strokes: int | None = None, on_progress=None, should_stop=None
     ) -> tuple[Plan, PlanReport]:
         """Plan the robot's strokes from the canvas to the chosen target, additions only (the
-        canvas's paint that the target keeps is protected). Raises `planner.Cancelled` when
+        canvas's paint that the target keeps is protected, and with a region given to `propose`
+        everything outside it). Raises `planner.Cancelled` when
         `should_stop` says so (the turn stays chosen; plan again)."""
         t = self._current("plan")
         if t.target is None:
@@ -260,6 +266,9 @@ class Session:
         keep = keep_mask(
             canvas, target, self.planner.config.paper_delta_e, self.planner.config.agree_delta_e
         )
+        region = self.store.region(t.id)
+        if region is not None:  # the person's region: nothing outside it may be painted
+            keep = keep | ~region
         plan, report = self.planner.plan(
             canvas, target, strokes=strokes or self.config.strokes, keep_mask=keep,
             prompt=t.prompt or "", on_progress=on_progress, should_stop=should_stop,

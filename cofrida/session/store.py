@@ -236,6 +236,20 @@ class SessionStore:
             db.executemany("INSERT INTO proposal VALUES (?, ?, ?, ?)", rows)
             db.execute("UPDATE turn SET state='proposed' WHERE id=?", (turn_id,))
 
+    def add_region(self, turn_id: int, mask) -> str:
+        """Keep the region the person marked for a turn's proposals ((3, H, W), 1 inside);
+        returns its path relative to the session folder (the turn's ``propose`` event names
+        it)."""
+        return self._image(turn_id, "region.png", mask)
+
+    def region(self, turn_id: int) -> torch.Tensor | None:
+        """The region of the turn's latest proposals as an (H, W) bool mask, or None."""
+        for e in reversed(self.events(turn_id)):
+            if e["event"] == "propose":
+                rel = e["data"].get("region_png")
+                return None if rel is None else read_png(self._abs(rel))[0] > 0.5
+        return None
+
     def choose(self, turn_id: int, target, chosen: int | None = None) -> None:
         """Record the person's choice: a proposal index, or None for a composite `target`."""
         rel = self._image(turn_id, "target.png", target)

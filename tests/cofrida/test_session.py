@@ -215,3 +215,29 @@ def test_undo_restores_the_canvas_and_export_writes_everything(tmp_path):
     with Image.open(out / "timelapse.gif") as gif:
         assert 6 <= gif.n_frames <= frames  # identical neighbours (turn ends) merge
     assert (out / "final.png").exists()
+
+
+def test_the_persons_region_limits_the_robots_strokes_too(tmp_path):
+    """A region limits the proposals and the plan: with the same all-over target, the robot
+    paints the right part without a region and leaves it alone with the left part marked."""
+    changed = {}
+    for name in ("free", "left"):
+        s = open_session(tmp_path / name)
+        (h, w), left, right = s.size_px, slice(0, 56), slice(72, None)
+        region = None
+        if name == "left":
+            region = torch.zeros(h, w, dtype=torch.bool)
+            region[:, left] = True
+        s.propose(PROMPT, region=region)
+        s.choose(torch.tensor([0.15, 0.3, 0.7]).view(3, 1, 1).expand(3, h, w))  # paint all over
+        s.plan()
+        before = s.capture()
+        s.execute()
+        diff = (s.capture() - before).abs().amax(0) > 0.1
+        changed[name] = (float(diff[:, left].float().mean()), float(diff[:, right].float().mean()))
+        if region is not None:  # kept with the turn, read back by a reopened session
+            tid = s.store.turns()[-1].id
+            s.close()
+            assert torch.equal(SessionStore(tmp_path / name, readonly=True).region(tid), region)
+    assert changed["free"][1] > 0.08, changed
+    assert changed["left"][1] < 0.02 and changed["left"][0] > 0.2, changed
