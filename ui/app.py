@@ -228,12 +228,14 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
                 label="Paints (for a new session)",
                 visible=sim,
             )
-            new_btn = gr.Button("New session")
-            model = config.model or "the shipped default (the scene stand-in until it is trained)"
-            gr.Markdown(
-                f"Model: {model}. Brush: {config.brush}. Mode: "
-                f"{'simulation' if sim else 'real robot'}."
+            model = gr.Dropdown(
+                opener.model_choices(),
+                value=opener.model_choices()[0],
+                label="Model (for a new session): default-bundle is the shipped W4A4 model",
+                elem_id="model",
             )
+            new_btn = gr.Button("New session")
+            gr.Markdown(f"Brush: {config.brush}. Mode: {'simulation' if sim else 'real robot'}.")
 
         # ---- wiring -------------------------------------------------------------------------
         canvas_outs = [editor, region, canvas_img, history, status]
@@ -276,15 +278,15 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
         undo_btn.click(cb.undo, [tab], canvas_outs)
         export_btn.click(cb.export, [tab], [export_file, status])
 
-        def on_open(t, name, paints):
-            outs = cb.open_session(t, name, paints)
+        def on_open(t, name, paints, model_name=None):
+            outs = cb.open_session(t, name, paints, model_name)
             editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])  # the session's paints
             return (editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t))
 
         session_outs = [*canvas_outs, gallery, sessions, banner]
         open_btn.click(on_open, [tab, sessions, palette], session_outs)
         sessions.focus(lambda t: gr.Dropdown(choices=t.opener.sessions()), [tab], [sessions])
-        new_btn.click(lambda t, p: on_open(t, None, p), [tab, palette], session_outs)
+        new_btn.click(lambda t, p, m: on_open(t, None, p, m), [tab, palette, model], session_outs)
     return app
 
 

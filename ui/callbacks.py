@@ -351,15 +351,15 @@ def export(tab: TabState) -> tuple:
 
 
 @user_errors
-def open_session(tab: TabState, name, palette=None) -> tuple:
-    """Switch the tab to session `name` (None or "": a new one with `palette`).
+def open_session(tab: TabState, name, palette=None, model=None) -> tuple:
+    """Switch the tab to session `name` (None or "": a new one with `palette` and `model`).
 
     Returns (editor, region editor, canvas, history, status, proposals gallery, session list,
     brush of the editor).
     """
     if tab.busy.locked():
         raise gr.Error("wait: the robot is busy; stop it before switching sessions")
-    s = tab.open(name or None, palette)
+    s = tab.open(name or None, palette, model or None)
     if tab.needs_resume:
         t = s.store.unfinished_turn()
         status = (

@@ -19,7 +19,10 @@ from pathlib import Path
 
 from cofrida.session import Session, SessionConfig, open_sim_session
 from cofrida.session.inputs import MAX_UPLOAD_BYTES
+from cofrida.session.proposers import DEFAULT_MODEL_NAME as DEFAULT_MODEL
 from cofrida.session.proposers import default_proposer
+from cofrida.session.scene_proposer import MODEL_NAME as STAND_IN
+from cofrida.session.scene_proposer import SceneProposer
 from planner import PlannerConfig
 from sim.palette import PALETTE_PRESETS, Palette
 
@@ -100,14 +103,32 @@ class SessionOpener:
         self._holders: dict[Path, TabState | None] = {}  # open folder -> the tab holding it
         self._lock = threading.Lock()
 
-    def proposer(self, palette: str):
-        """The proposer for a palette (loaded once: the edit model, or the stand-in)."""
+    def model_choices(self) -> list[str]:
+        """The models a new session may use: the app's (``--model``, else the shipped bundle)
+        first, then the shipped bundle and the scene stand-in."""
+        return list(dict.fromkeys([self.config.model or DEFAULT_MODEL, DEFAULT_MODEL, STAND_IN]))
+
+    def proposer(self, palette: str, model: str | None = None):
+        """The proposer for a palette and a model (loaded once each).
+
+        Args:
+            model: one of `model_choices`; None: the app's model. ``default-bundle`` is the
+                shipped bundle (the stand-in until it is built), ``scene-stand-in`` the stand-in.
+        """
+        model = model or self.config.model or DEFAULT_MODEL
+        if model not in self.model_choices():
+            raise ValueError(f"unknown model {model!r}: choose one of {self.model_choices()}")
+        key = palette if model == (self.config.model or DEFAULT_MODEL) else f"{palette}|{model}"
         with self._lock:
-            if palette not in self._proposers:
-                self._proposers[palette] = default_proposer(
-                    Palette.preset(palette), self.config.model
-                )
-            return self._proposers[palette]
+            if key not in self._proposers:
+                paints = Palette.preset(palette)
+                if model == STAND_IN:
+                    self._proposers[key] = SceneProposer(paints)
+                else:
+                    self._proposers[key] = default_proposer(
+                        paints, None if model == DEFAULT_MODEL else model
+                    )
+            return self._proposers[key]
 
     def sessions(self) -> list[str]:
         """Names of the session folders in `session_dir`, newest first."""
@@ -122,7 +143,13 @@ class SessionOpener:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return self.config.session_dir / f"{stamp}-{uuid.uuid4().hex[:6]}"
 
-    def open(self, folder: Path, palette: str | None = None, tab: TabState | None = None):
+    def open(
+        self,
+        folder: Path,
+        palette: str | None = None,
+        tab: TabState | None = None,
+        model: str | None = None,
+    ):
         """Open (or create) the session in `folder` for `tab`.
 
         A folder is open in one tab at a time. When another tab holds it and is idle (say, the
@@ -131,6 +158,8 @@ class SessionOpener:
         Args:
             palette: the robot's paints for a new session; a reopened session keeps its own.
             tab: the tab that will hold it.
+            model: the model of a new session (`model_choices`; None: the app's); a reopened
+                session keeps the one it was recorded with when that is a choice.
         Returns:
             the `Session`.
         Raises:
@@ -157,7 +186,7 @@ class SessionOpener:
                 raise ValueError(f"session {folder.name} is being opened in another browser tab")
             self._holders[folder] = tab
         try:
-            return self._open_session(folder, palette or self.config.palette)
+            return self._open_session(folder, palette or self.config.palette, model)
         except BaseException:
             self.release(folder)
             raise
@@ -167,7 +196,7 @@ class SessionOpener:
         with self._lock:
             self._holders.pop(Path(folder).resolve(), None)
 
-    def _open_session(self, folder: Path, palette: str) -> Session:
+    def _open_session(self, folder: Path, palette: str, model: str | None) -> Session:
         c = self.config
         canvas_px = c.canvas_px
         record_file = folder / "session.sqlite"
@@ -178,6 +207,8 @@ class SessionOpener:
                 record = store.config
             palette = palette_preset_of(record.get("palette", [])) or palette
             canvas_px = int(record.get("canvas", {}).get("width_px", canvas_px))
+            recorded = record.get("model")
+            model = recorded if recorded in self.model_choices() else None
         session_config = SessionConfig(
             strokes=c.strokes,
             proposals=c.proposals,
@@ -193,11 +224,11 @@ class SessionOpener:
                 speed_factor=c.speed_factor,
                 brush=c.brush,
                 palette=palette,
-                proposer=self.proposer(palette),
+                proposer=self.proposer(palette, model),
             )
         from ui.robot_mode import open_robot_session
 
-        return open_robot_session(folder, c, session_config, self.proposer(palette))
+        return open_robot_session(folder, c, session_config, self.proposer(palette, model))
 
 
 class TabState:
@@ -263,7 +294,9 @@ class TabState:
             self.close_session()
             self.proposals, self.handed_over = [], name
 
-    def open(self, name: str | None, palette: str | None = None) -> Session:
+    def open(
+        self, name: str | None, palette: str | None = None, model: str | None = None
+    ) -> Session:
         """Switch to the session folder `name` in `session_dir` (None: a new session).
 
         A reopened session continues where it stood: a turn interrupted before painting
@@ -275,7 +308,7 @@ class TabState:
                 raise ValueError(f"no session named {name!r} in {self.config.session_dir}")
             if self.session is not None and self.session.store.folder.resolve() == folder.resolve():
                 return self.session  # already open here
-        session = self.opener.open(folder, palette, self)
+        session = self.opener.open(folder, palette, self, model)
         self.close_session()
         self.session, self.proposals, self.needs_resume = session, [], False
         self.handed_over = None

@@ -12,6 +12,8 @@ import torch
 from cofrida.session.scene_proposer import SceneProposer
 from sim.palette import Palette
 
+DEFAULT_MODEL_NAME = "default-bundle"  # how sessions record the shipped bundle
+
 
 class EditModelProposer:
     """Adapts `cofrida.model.EditModel` to the session's proposer call.
@@ -52,4 +54,4 @@ def default_proposer(palette: Palette, source: str | None = None):
         if source is not None:
             raise
         return SceneProposer(palette)
-    return EditModelProposer(model, source or "default-bundle")
+    return EditModelProposer(model, source or DEFAULT_MODEL_NAME)

@@ -246,3 +246,25 @@ def test_export_gives_a_zip_with_the_record_and_the_timelapse(tab):
     assert "Exported" in status
     names = zipfile.ZipFile(archive).namelist()
     assert "session.json" in names and "timelapse.gif" in names
+
+
+def test_the_model_is_chosen_per_new_session_and_kept_on_reopening(tmp_path):
+    """Settings > Model: a new session proposes with the chosen model (the shipped bundle or
+    the stand-in), records it, and a reopened session keeps it."""
+    opener = SessionOpener(small_config(tmp_path))  # nothing injected: the real default
+    assert opener.model_choices() == ["default-bundle", "scene-stand-in"]
+    names = {}
+    for model in opener.model_choices():
+        tab = TabState(opener)
+        cb.open_session(tab, None, "acrylic", model)
+        images = tab.session.propose(PROMPT, n=1)
+        assert images[0][0].shape[0] == 3
+        names[model] = tab.session.store.folder.name
+        assert tab.session.store.config["model"] == model
+        tab.close()
+    tab = TabState(opener)
+    cb.open_session(tab, names["scene-stand-in"])  # the app's default is the bundle
+    assert tab.session.model_name == "scene-stand-in"
+    with pytest.raises(gr.Error, match="unknown model 'nope': choose one of"):
+        cb.open_session(tab, None, "acrylic", "nope")
+    tab.close()
