@@ -100,8 +100,8 @@ class Plan:
         ``meta["clean_before"]`` is set on the first path of each colour and
         ``meta["dip_before"]`` where the brush must take paint (the first path of a colour, then
         every `dip_every` paths). A resumed plan (`start` > 0) begins with a clean and a dip,
-        since the brush's state is unknown. Waypoints are clipped to the canvas minus
-        `margin_m`. ``meta`` also holds ``stroke_index``, ``position`` and ``paint`` (name).
+        since the brush's state is unknown. Paths are cut to the canvas minus `margin_m`
+        (`clip_to_box`). ``meta`` also holds ``stroke_index``, ``position`` and ``paint`` (name).
         """
         if not 0 <= start <= len(self.order):
             raise ValueError(f"Plan.paths: start must be in 0..{len(self.order)}, got {start}")
@@ -120,7 +120,7 @@ class Plan:
                 pending["dip_before"] = True
             else:
                 path = paths[step["index"]]
-                path.points[:, :2] = torch.maximum(torch.minimum(path.points[:, :2], hi), lo)
+                path.points = clip_to_box(path.points, lo, hi)
                 path.meta.update(pending)
                 path.meta.update(
                     stroke_index=step["index"],
@@ -229,3 +229,57 @@ class Plan:
         from planner.gcode import plan_to_gcode
 
         return plan_to_gcode(self, config)
+
+
+def clip_to_box(points: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Cut a path to the box lo..hi (x, y in m): the longest run of waypoints inside it, from
+    and to where the path crosses the box's edge.
+
+    Clamping each waypoint instead would fold the outside part onto the edge, and a bent
+    stroke folded that way turns back on itself: a corner no arm can take at speed.
+
+    Args:
+        points: (K, 3) waypoints (x m, y m, pressure); K >= 2.
+        lo, hi: (2,) corners of the box.
+    Returns:
+        (K', 3) waypoints, K' >= 2, all inside the box. A path with fewer than two waypoints
+        inside becomes the straight segment between its clamped ends (on the edge).
+    """
+    xy = points[:, :2]
+    inside = ((xy >= lo) & (xy <= hi)).all(1)
+    if bool(inside.all()):
+        return points.clone()
+    best, run_start = (0, -1), None  # the longest inside run as (first, last) waypoint index
+    for k, ok in enumerate([*inside.tolist(), False]):
+        if ok and run_start is None:
+            run_start = k
+        elif not ok and run_start is not None:
+            if k - run_start > best[1] - best[0] + 1:
+                best = (run_start, k - 1)
+            run_start = None
+    first, last = best
+    if last - first < 1:
+        ends = points[[0, -1]].clone()
+        ends[:, :2] = torch.maximum(torch.minimum(ends[:, :2], hi), lo)
+        return ends
+    run = [points[first : last + 1]]
+    if first > 0:
+        run.insert(0, _edge_crossing(points[first], points[first - 1], lo, hi)[None])
+    if last < len(points) - 1:
+        run.append(_edge_crossing(points[last], points[last + 1], lo, hi)[None])
+    return torch.cat(run)
+
+
+def _edge_crossing(p: torch.Tensor, q: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
+    """Where the segment from `p` (inside the box) to `q` (outside) leaves it (all 3 columns
+    interpolated)."""
+    d = q[:2] - p[:2]
+    t = torch.ones((), dtype=p.dtype)
+    for axis in range(2):
+        if d[axis] > 0:
+            t = torch.minimum(t, (hi[axis] - p[axis]) / d[axis])
+        elif d[axis] < 0:
+            t = torch.minimum(t, (lo[axis] - p[axis]) / d[axis])
+    out = p + t.clamp(0, 1) * (q - p)
+    out[:2] = torch.maximum(torch.minimum(out[:2], hi), lo)  # float rounding
+    return out

@@ -152,6 +152,18 @@ def peak_accel(points: np.ndarray, speed_m_s: float) -> tuple[float, int]:
     return float(accel[i]), int(np.flatnonzero(keep)[i] + 1)
 
 
+def corner_safe_speed(
+    path: BrushPath, speed_m_s: float, max_accel_m_s2: float, room: float = 0.9
+) -> float:
+    """`speed_m_s`, lowered for a tightly bent path until its corner acceleration is at most
+    ``room * max_accel_m_s2`` (acceleration grows as speed^2). What a planner or a session
+    puts in ``path.meta["speed_m_s"]`` so that `check_paths` passes the path as it is."""
+    accel, _ = peak_accel(path.points.detach().cpu().double().numpy(), speed_m_s)
+    if accel > room * max_accel_m_s2:
+        speed_m_s *= math.sqrt(room * max_accel_m_s2 / accel)
+    return speed_m_s
+
+
 def check_paths(
     paths: Sequence[BrushPath],
     workspace: Workspace,

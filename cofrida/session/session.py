@@ -46,6 +46,7 @@ from cofrida.session.inputs import (
 from cofrida.session.store import SessionStore, TurnRecord
 from planner import Plan, Planner, PlanReport, keep_mask
 from robot.arms.arm import Arm, ExecutionReport
+from robot.safety import corner_safe_speed
 from sim.brush import Brush
 from sim.brush_path import BrushPath
 from sim.physical_brush import PhysicalBrush
@@ -278,6 +279,18 @@ class Session:
         self.store.log(t.id, "plan", summary)
         return plan, report
 
+    def _arm_paths(self, plan: Plan, start: int) -> list[BrushPath]:
+        """The plan's paths from `start`, each at the arm's paint speed lowered where a tightly
+        bent stroke's corners need it (the arm's acceleration limit), as a controller would."""
+        cfg = self.arm.config
+        paths = plan.paths(start=start)
+        for path in paths:
+            if "speed_m_s" not in path.meta:
+                path.meta["speed_m_s"] = corner_safe_speed(
+                    path, cfg.paint_speed_m_s, cfg.limits.max_accel_m_s2
+                )
+        return paths
+
     def execute(self, on_progress=None, should_stop=None) -> ExecutionReport:
         """Paint the plan's strokes not yet painted; each one is recorded as it finishes.
 
@@ -302,7 +315,7 @@ class Session:
             if should_stop is not None and should_stop():
                 self.arm.stop()
 
-        report = self.arm.execute(plan.paths(start=start), on_progress=painted)
+        report = self.arm.execute(self._arm_paths(plan, start), on_progress=painted)
         self.store.log(t.id, "executed", report.to_dict() | {"paths": len(report.paths)})
         if report.completed:
             self.canvas = self.capture()

@@ -21,7 +21,6 @@ Any `Arm` and `Camera` work, real or simulated; only `on_paper_change` differs.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,7 @@ from robot.calibration.canvas import CanvasCalibration
 from robot.calibration.marks import crop_darkness
 from robot.calibration.stroke_grid import CropLayout, StrokeSheet, plan_stroke_grid
 from robot.cameras.camera import Camera
-from robot.safety import peak_accel
+from robot.safety import corner_safe_speed
 from sim.brush import Brush
 from sim.brush_path import BrushPath
 from sim.canvas import Canvas
@@ -147,11 +146,7 @@ def sheet_paths(
     """
     paths = BrushPath.from_strokes(sheet.strokes, config.points_per_stroke)
     for j, path in enumerate(paths):
-        speed = paint_speed_m_s
-        accel, _ = peak_accel(path.points.double().numpy(), speed)
-        if accel > 0.9 * max_accel_m_s2:
-            speed *= math.sqrt(0.9 * max_accel_m_s2 / accel)  # acceleration grows as speed^2
-        path.meta["speed_m_s"] = speed
+        path.meta["speed_m_s"] = corner_safe_speed(path, paint_speed_m_s, max_accel_m_s2)
         path.meta["stroke_id"] = int(sheet.stroke_ids[j])
         if j == 0 or (config.dip_every and j % config.dip_every == 0):
             path.meta["dip_before"] = True

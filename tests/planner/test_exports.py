@@ -120,3 +120,31 @@ def test_gif_preview_shows_the_plan_being_painted(planned, tmp_path):
         assert gif.n_frames >= 6 and gif.size == (48, 48)
     with pytest.raises(ValueError, match="unsupported file type"):
         save_animation(frames, tmp_path / "preview.avi")
+
+
+def test_a_bent_stroke_over_the_margin_is_cut_at_the_edge_not_folded_back(planned):
+    """A curved stroke that leaves the canvas minus its margin is painted up to the edge; the
+    waypoints outside are dropped, not clamped onto the edge (which turned the path back on
+    itself: a corner the arm's safety check refused, seen in `cofrida bench turn`)."""
+    from planner.plan import clip_to_box
+    from robot.safety import peak_accel
+
+    t = torch.linspace(0, 1, 16)
+    # an arc heading out over the left margin (x < 5 mm), its y going down then up
+    points = torch.stack([0.008 - 0.02 * t, 0.10 + 0.004 * (t - 0.5) ** 2, 0.5 + 0 * t], 1)
+    lo, hi = torch.tensor([0.005, 0.005]), torch.tensor([0.2, 0.2])
+    cut = clip_to_box(points, lo, hi)
+    assert bool((cut[:, :2] >= lo - 1e-9).all()) and len(cut) >= 2
+    assert torch.equal(cut[0], points[0])  # the start is inside: kept as it is
+    assert float(cut[-1, 0]) == pytest.approx(0.005, abs=1e-6)  # the cut ends on the edge
+    assert len(cut) < len(points)
+    clamped = points.clone()
+    clamped[:, :2] = torch.maximum(torch.minimum(clamped[:, :2], hi), lo)
+    assert peak_accel(clamped.double().numpy(), 0.05)[0] > 10  # folded: refused by the arm
+    assert peak_accel(cut.double().numpy(), 0.05)[0] < 2  # cut: a smooth arc end
+
+    _, _, plan, _ = planned
+    for path in plan.paths():  # every path of a real plan stays inside and is smooth
+        xy = path.points[:, :2]
+        assert float(xy.min()) >= plan.margin_m - 1e-6
+        assert peak_accel(path.points.double().numpy(), 0.05)[0] < 2
