@@ -37,7 +37,7 @@ def test_demo_runs_a_copainting_session_via_python_m(tmp_path):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert str(out) in proc.stdout  # says where the session is
     assert (summary["turns"], summary["human_turns"], summary["robot_turns"]) == (4, 2, 2)
-    assert summary["strokes"] == 24 and summary["model"] == "scene-stand-in"
+    assert summary["strokes"] == 24 and summary["model"] == "default-bundle"  # shipped
     for turn in summary["robot"]:
         assert turn["loss_final"] < turn["loss_canvas"]  # the robot's turn helped
         assert turn["preserved_fraction"] >= 0.95  # and kept the person's marks
