@@ -108,6 +108,7 @@ WORKER = textwrap.dedent(
     print("ready", flush=True)
     for i in range(start, {total}):
         store.stroke_done(tid, i, canvas_after(i))
+        print(i, flush=True)
     store.finish_turn(tid, canvas_after({total} - 1))
     print("finished", flush=True)
     """
@@ -118,15 +119,22 @@ def test_kill_9_mid_turn_resumes_with_no_stroke_lost_or_repeated(tmp_path):
     folder, total = tmp_path / "session", 250
     script = WORKER.format(tests=os.path.dirname(__file__), folder=str(folder), total=total)
     interrupted = 0
-    for delay in (0.3, 0.8, 0.4, 60.0):
+    # Killed after the worker reports strokes 30, 110 and 200 (it keeps painting meanwhile, so
+    # the kill lands mid-stroke somewhere after), then left to finish. Counting strokes, not
+    # seconds: a fast disk finished all 250 within a fixed delay.
+    for kill_after in (30, 110, 200, None):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        try:
-            proc.wait(timeout=delay)
-            break  # the job completed
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)  # mid-stroke: no chance to clean up
-            proc.wait()
+        if kill_after is None:
+            proc.stdout.read()
+            assert proc.wait(timeout=120) == 0
+            break
+        for line in proc.stdout:
+            if line.strip() == "finished" or int(line) >= kill_after:
+                break
+        os.kill(proc.pid, signal.SIGKILL)  # mid-stroke: no chance to clean up
+        proc.wait()
+        proc.stdout.close()
         store = SessionStore(folder)
         turn = store.unfinished_turn()
         if turn is None:  # killed just after the last stroke: nothing left to resume
