@@ -109,10 +109,11 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         # 1. The person drags a brush stroke across the canvas and saves the turn.
         canvas = page.locator("#canvas-editor canvas").first
         canvas.wait_for()
-        box = canvas.bounding_box()
-        x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+        page.wait_for_timeout(1000)  # the layout settles (banner, brush, gallery)
         said_nothing = "() => document.body.innerText.includes('nothing drawn yet')"
         for attempt in range(3):
+            box = canvas.bounding_box()  # again each time: a late layout change moves it
+            x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
             page.mouse.move(x0 + 0.30 * w, y0 + 0.55 * h)
             page.mouse.down()
             for k in range(1, 5):  # a few moves: each is a software-rendered WebGL frame (~1 s)
@@ -129,6 +130,8 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
             # On a loaded machine the stroke can reach the server after the click: the page
             # says "nothing drawn yet" (as a person would see it); they wait and draw again.
             page.wait_for_function(f"() => !({said_nothing})()")  # the message goes away
+        if "is saved" not in page.inner_text("#status"):
+            page.screenshot(path=str(tmp_path / "drawing_not_saved.png"))  # for diagnosis
         wait_status(page, "is saved")
         robot_canvas = page.locator("#robot-canvas img")
         before = pixels(robot_canvas)
