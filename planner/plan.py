@@ -260,7 +260,7 @@ def clip_to_box(points: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tor
     first, last = best
     if last - first < 1:
         ends = points[[0, -1]].clone()
-        ends[:, :2] = torch.maximum(torch.minimum(ends[:, :2], hi), lo)
+        ends[:, :2] = ends[:, :2].clamp(lo, hi)
         return ends
     run = [points[first : last + 1]]
     if first > 0:
@@ -281,5 +281,5 @@ def _edge_crossing(p: torch.Tensor, q: torch.Tensor, lo: torch.Tensor, hi: torch
         elif d[axis] < 0:
             t = torch.minimum(t, (lo[axis] - p[axis]) / d[axis])
     out = p + t.clamp(0, 1) * (q - p)
-    out[:2] = torch.maximum(torch.minimum(out[:2], hi), lo)  # float rounding
+    out[:2] = out[:2].clamp(lo, hi)  # float rounding
     return out

@@ -103,10 +103,15 @@ class SessionOpener:
         self._holders: dict[Path, TabState | None] = {}  # open folder -> the tab holding it
         self._lock = threading.Lock()
 
+    @property
+    def default_model(self) -> str:
+        """The app's model: ``--model``, else the shipped bundle."""
+        return self.config.model or DEFAULT_MODEL
+
     def model_choices(self) -> list[str]:
-        """The models a new session may use: the app's (``--model``, else the shipped bundle)
-        first, then the shipped bundle and the scene stand-in."""
-        return list(dict.fromkeys([self.config.model or DEFAULT_MODEL, DEFAULT_MODEL, STAND_IN]))
+        """The models a new session may use: the app's first, then the shipped bundle and the
+        scene stand-in."""
+        return list(dict.fromkeys([self.default_model, DEFAULT_MODEL, STAND_IN]))
 
     def proposer(self, palette: str, model: str | None = None):
         """The proposer for a palette and a model (loaded once each).
@@ -115,10 +120,10 @@ class SessionOpener:
             model: one of `model_choices`; None: the app's model. ``default-bundle`` is the
                 shipped bundle (the stand-in until it is built), ``scene-stand-in`` the stand-in.
         """
-        model = model or self.config.model or DEFAULT_MODEL
+        model = model or self.default_model
         if model not in self.model_choices():
             raise ValueError(f"unknown model {model!r}: choose one of {self.model_choices()}")
-        key = palette if model == (self.config.model or DEFAULT_MODEL) else f"{palette}|{model}"
+        key = palette if model == self.default_model else f"{palette}|{model}"
         with self._lock:
             if key not in self._proposers:
                 paints = Palette.preset(palette)

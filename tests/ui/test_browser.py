@@ -123,7 +123,7 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
             page.click("#done-drawing")
             page.wait_for_function(
                 "() => document.querySelector('#status').innerText.includes('is saved') || "
-                "document.body.innerText.includes('nothing drawn yet')"
+                f"({said_nothing})()"
             )
             if "is saved" in page.inner_text("#status"):
                 break
