@@ -130,16 +130,8 @@ def model_candidate(
 
 
 def teacher_model(model):
-    """The multi-step teacher of a model: its ``teacher_unet`` when the bundle has one (sharing
-    the VAE, text encoder and schedule), else the model itself (run in multi-step mode)."""
-    from cofrida.model import EditModel
-
-    if model.teacher_unet is None:
-        return model
-    config = dataclasses.replace(
-        model.config, mode="multi_step", structure_steps=0, skip_connections=False
-    )
-    return EditModel(model.teacher_unet, model.vae, model.text_encoder, model.scheduler, config)
+    """The multi-step teacher of a model (see `EditModel.teacher_model`)."""
+    return model.teacher_model()
 
 
 def quantized_copy(path: str, records: Sequence[EvalRecord], device: str = "cpu", seed: int = 0):

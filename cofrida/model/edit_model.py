@@ -310,12 +310,17 @@ class EditModel(nn.Module):
         job.progress.after_pass()
         return self.predicted_x0(pred, x_t, timestep)
 
-    def predicted_x0(self, pred: torch.Tensor, x_t: torch.Tensor, timestep: int) -> torch.Tensor:
+    def predicted_x0(
+        self, pred: torch.Tensor, x_t: torch.Tensor, timestep: int | torch.Tensor
+    ) -> torch.Tensor:
         """Clean latents from a UNet prediction at ``timestep`` (DDPM form: x_t = a x0 + s eps).
 
-        Uses the scheduler's prediction_type: ``epsilon``, ``v_prediction`` or ``sample``.
+        ``timestep`` is one int for the batch or a (B,) tensor, one per record. Uses the
+        scheduler's prediction_type: ``epsilon``, ``v_prediction`` or ``sample``.
         """
-        alpha_bar = self.scheduler.alphas_cumprod[int(timestep)].to(pred.device, torch.float32)
+        alpha_bar = self.alpha_bar(timestep, pred.device)
+        if alpha_bar.ndim == 1:
+            alpha_bar = alpha_bar[:, None, None, None]  # (B, 1, 1, 1)
         a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
         kind = self.scheduler.config.prediction_type
         pred32, x32 = pred.float(), x_t.float()
@@ -328,6 +333,15 @@ class EditModel(nn.Module):
         else:
             raise ValueError(f"unsupported prediction_type {kind!r}")
         return x0.to(pred.dtype)
+
+    def alpha_bar(self, timestep: int | torch.Tensor, device=None) -> torch.Tensor:
+        """The schedule's cumulative alpha at ``timestep`` (int -> 0-d, (B,) -> (B,)), float32."""
+        table = self.scheduler.alphas_cumprod
+        if isinstance(timestep, torch.Tensor):
+            out = table[timestep.long().cpu()]
+        else:
+            out = table[int(timestep)]
+        return out.to(device or "cpu", torch.float32)
 
     def _sample(self, unet, job: _Batch, steps: int, stop_after: int):
         """InstructPix2Pix sampling: the first ``stop_after`` of ``steps`` guided steps.
@@ -366,6 +380,16 @@ class EditModel(nn.Module):
             latents = sampler.step(eps, t, latents, **extra).prev_sample
             job.progress.after_pass()
         return latents, None
+
+    def teacher_model(self) -> EditModel:
+        """The multi-step teacher as an `EditModel`: ``teacher_unet`` with this model's VAE, text
+        encoder and schedule (multi-step, no skips), or this model itself when it has none."""
+        if self.teacher_unet is None:
+            return self
+        config = dataclasses.replace(
+            self.config, mode="multi_step", structure_steps=0, skip_connections=False
+        )
+        return EditModel(self.teacher_unet, self.vae, self.text_encoder, self.scheduler, config)
 
     def _teacher(self):
         """The multi-step model that sets the structure (see the module docstring)."""

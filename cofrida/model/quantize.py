@@ -25,7 +25,10 @@ def quantize_edit_model(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
 ):
-    """Quantize ``model.unet`` to W4A4 in place, calibrated on (canvas, prompt) pairs.
+    """Quantize ``model.unet`` (and ``teacher_unet``) to W4A4 in place, calibrated on pairs.
+
+    The UNet is calibrated on the model proposing as configured (with its structure steps, when
+    it has them, so both kinds of passes are seen); the teacher on full multi-step proposals.
 
     Args:
         model: an `EditModel` in full precision.
@@ -37,7 +40,7 @@ def quantize_edit_model(
         seed: seeds the proposals that calibration runs.
 
     Returns:
-        The number of layers quantized.
+        The number of layers quantized (both UNets).
 
     Raises:
         ValueError: no pairs, mismatched lengths, or a UNet quantized already.
@@ -60,4 +63,14 @@ def quantize_edit_model(
             model.propose(canvas, prompt, n=1, seed=seed + i)
 
     kernels.quantize_(model.unet, config, calibration=run)
-    return sum(1 for _ in kernels.quantized_layers(model.unet))
+    layers = sum(1 for _ in kernels.quantized_layers(model.unet))
+    teacher = model.teacher_model()
+    if teacher is not model and not any(True for _ in kernels.quantized_layers(teacher.unet)):
+
+        def run_teacher(_unet) -> None:  # the teacher sampling its whole schedule
+            for i, (canvas, prompt) in enumerate(zip(canvases, prompts, strict=True)):
+                teacher.propose(canvas, prompt, n=1, seed=seed + i)
+
+        kernels.quantize_(model.teacher_unet, config, calibration=run_teacher)
+        layers += sum(1 for _ in kernels.quantized_layers(model.teacher_unet))
+    return layers

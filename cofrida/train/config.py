@@ -75,6 +75,11 @@ class TrainConfig:
     adversarial_weight: float = 0.0  # hinge GAN with a small patch discriminator
     text_alignment_weight: float = 0.0  # -scorer(decoded, caption)
     scorer: str = ""  # scorer folder (SceneScorer or CLIP) for text alignment / perceptual
+    # one-step: half the records start from their target noised to a timestep drawn from
+    # [finish_from_timestep, model timestep) instead of pure noise, so the model learns to
+    # finish a teacher's first steps (EditModel structure_steps); 0 = pure noise only. With a
+    # 20-step schedule, structure_steps k <= 5 lands at timesteps >= 736.
+    finish_from_timestep: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,6 +93,7 @@ class TrainConfig:
             (self.batch_size >= 1 and self.grad_accumulation >= 1, "batch sizes must be >= 1"),
             (self.max_steps >= 1, "max_steps must be >= 1"),
             (self.lora_rank >= 1, "lora_rank must be >= 1"),
+            (0 <= self.finish_from_timestep < 1000, "finish_from_timestep must lie in [0, 1000)"),
             (
                 min(self.drop_text_prob, self.drop_image_prob, self.drop_both_prob) >= 0
                 and self.drop_text_prob + self.drop_image_prob + self.drop_both_prob <= 1,

@@ -33,6 +33,7 @@ from cofrida.train.objectives import (
     OneStepGenerator,
     OneStepLosses,
     encode_captions,
+    finish_inputs,
     multi_step_loss,
 )
 
@@ -304,7 +305,12 @@ def train(
                         b, _, h, w = batch["partial"].shape
                         f = model.vae_scale_factor
                         noise = torch.randn(b, 4, h // f, w // f, device=accelerator.device)
-                        pred = trainable(batch["partial"], text.hidden_states, text.mask, noise)
+                        t = None
+                        if config.finish_from_timestep:
+                            noise, t = finish_inputs(
+                                model, batch["full"], noise, config.finish_from_timestep
+                            )
+                        pred = trainable(batch["partial"], text.hidden_states, text.mask, noise, t)
                         loss, parts = losses(pred, batch["full"], batch["caption"])
                     else:
                         loss, parts = multi_step_loss(

@@ -41,14 +41,20 @@ class OneStepGenerator(nn.Module):
         self._x0 = model.predicted_x0
 
     def forward(
-        self, partial: torch.Tensor, hidden: torch.Tensor, mask, noise: torch.Tensor
+        self,
+        partial: torch.Tensor,
+        hidden: torch.Tensor,
+        mask,
+        noise: torch.Tensor,
+        timesteps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, 3, S, S) canvases in 0..1 -> (B, 3, S, S) paintings in about 0..1 (unclamped).
 
         Args:
             partial: the canvases.
             hidden, mask: the prompts' `TextEmbeddings` hidden states and mask.
-            noise: (B, 4, S/8, S/8) z_T.
+            noise: (B, 4, S/8, S/8) latents to finish: z_T, or x_t at ``timesteps``.
+            timesteps: (B,) timesteps of ``noise``; None = the model's fixed one-step timestep.
         """
         skips = self.vae_skips
         with torch.no_grad():
@@ -59,14 +65,17 @@ class OneStepGenerator(nn.Module):
             finally:
                 if skips is not None:
                     skips.capture = False
-        t = torch.full((noise.shape[0],), self.timestep, device=noise.device, dtype=torch.long)
+        if timesteps is None:
+            t = torch.full((noise.shape[0],), self.timestep, device=noise.device, dtype=torch.long)
+        else:
+            t = timesteps.to(noise.device, torch.long)
         pred = self.unet(
             torch.cat([noise, canvas.to(noise.dtype)], dim=1),  # (B, 8, h, w)
             t,
             encoder_hidden_states=hidden.to(noise.dtype),
             encoder_attention_mask=mask,
         ).sample
-        x0 = self._x0(pred, noise, self.timestep)
+        x0 = self._x0(pred, noise, self.timestep if timesteps is None else t)
         if skips is not None:
             skips.inject = True
         try:
@@ -76,6 +85,42 @@ class OneStepGenerator(nn.Module):
                 skips.inject = False
                 skips.clear()
         return (out + 1) / 2
+
+
+def finish_inputs(
+    model, full: torch.Tensor, noise: torch.Tensor, min_timestep: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-step inputs that teach the model to finish a teacher's first steps.
+
+    Each record, with probability 1/2, starts from pure noise at the model's fixed timestep
+    (the plain one-step proposal), else from its target noised to a timestep drawn uniformly
+    from [min_timestep, fixed timestep): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise, the form the
+    teacher's partial sampling hands over (`EditModel._sample`).
+
+    Args:
+        model: the `EditModel` (frozen VAE, schedule).
+        full: (B, 3, S, S) targets in 0..1.
+        noise: (B, 4, S/8, S/8) standard normal.
+        min_timestep: the lowest timestep drawn.
+
+    Returns:
+        (x_t (B, 4, S/8, S/8), timesteps (B,) long).
+    """
+    fixed = int(model.config.timestep)
+    if not 0 <= min_timestep < fixed:
+        raise ValueError(
+            f"finish_from_timestep must lie in [0, {fixed}) (the model's one-step timestep), "
+            f"got {min_timestep}"
+        )
+    b, device = noise.shape[0], noise.device
+    with torch.no_grad():
+        x0 = model.vae.encode(full * 2 - 1).latent_dist.sample() * model.vae.config.scaling_factor
+    drawn = torch.randint(min_timestep, fixed, (b,), device=device)
+    plain = torch.rand(b, device=device) < 0.5
+    t = torch.where(plain, torch.full_like(drawn, fixed), drawn)
+    a = model.alpha_bar(t, device)[:, None, None, None]
+    noised = a.sqrt() * x0.to(noise.dtype) + (1 - a).sqrt() * noise
+    return torch.where(plain[:, None, None, None], noise, noised), t
 
 
 class MultiStepDenoiser(nn.Module):

@@ -186,6 +186,24 @@ def test_teacher_of_a_bundle_with_a_teacher_unet_is_that_unet():
     assert teacher.vae is model.vae and teacher.text_encoder is model.text_encoder
 
 
+def test_quantize_covers_the_teacher_and_the_bundle_keeps_it(tmp_path):
+    from cofrida.model import EditModel, unet_io
+
+    model = tiny_model()
+    model.teacher_unet = tiny.tiny_unet(seed=3)
+    model.config.structure_steps = 1  # the hybrid: one teacher step, then the one-step pass
+    canvas = torch.full((3, 64, 64), PAPER)
+    fp32 = model.propose(canvas, "a red sun", n=2, seed=0)
+    quantize_edit_model(model, [canvas], ["a red sun"], dtype=torch.float32)
+    assert unet_io.is_quantized(model.unet) and unet_io.is_quantized(model.teacher_unet)
+    hybrid = model.propose(canvas, "a red sun", n=2, seed=0)
+    assert not torch.equal(hybrid, fp32) and (hybrid - fp32).abs().mean() < 0.05
+    model.save_pretrained(tmp_path / "w4a4")
+    loaded = EditModel.from_pretrained(tmp_path / "w4a4")
+    assert unet_io.is_quantized(loaded.teacher_unet) and loaded.config.structure_steps == 1
+    assert torch.equal(loaded.propose(canvas, "a red sun", n=2, seed=0), hybrid)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -23,7 +23,7 @@ from cofrida.data import SceneGenerator
 from cofrida.data.shards import schema as shard_schema
 from cofrida.model import EditModel, tiny
 from cofrida.train import ShardDataset, TrainConfig, train
-from cofrida.train.objectives import dropout_masks
+from cofrida.train.objectives import dropout_masks, finish_inputs
 from sim.palette import Palette
 
 SCHEMA = shard_schema()  # exactly what `cofrida make-data` writes
@@ -171,6 +171,35 @@ def test_multi_step_with_conditioning_dropout(data_dir, init_model, tmp_path):
     records = log_of(out)
     assert all(np.isfinite(r["diffusion"]) for r in records)
     assert EditModel.from_pretrained(out / "final").config.mode == "multi_step"
+
+
+def test_finish_from_timestep_teaches_finishing_a_teachers_steps(data_dir, init_model, tmp_path):
+    """Half the records start from pure noise, half from their target noised to t in range."""
+    model = EditModel.from_pretrained(init_model)
+    full = torch.rand(64, 3, 32, 32)
+    noise = torch.randn(64, 4, 4, 4)
+    torch.manual_seed(5)
+    x_t, t = finish_inputs(model, full, noise, 700)
+    torch.manual_seed(5)  # the same draw of the VAE posterior
+    x0 = model.vae.encode(full * 2 - 1).latent_dist.sample() * model.vae.config.scaling_factor
+    plain = t == 999
+    assert 0.3 < plain.float().mean() < 0.7 and t.min() >= 700 and t.max() <= 999
+    torch.testing.assert_close(x_t[plain], noise[plain], rtol=0, atol=0)
+    a = model.scheduler.alphas_cumprod[t[~plain]].float()[:, None, None, None]
+    torch.testing.assert_close(x_t[~plain], a.sqrt() * x0[~plain] + (1 - a).sqrt() * noise[~plain])
+    with pytest.raises(ValueError, match=r"finish_from_timestep must lie in \[0, 999\)"):
+        finish_inputs(model, full, noise, 999)
+    with pytest.raises(ValueError, match="finish_from_timestep"):
+        TrainConfig(finish_from_timestep=1000)
+
+    out = tmp_path / "finish"
+    train(config(data_dir, init_model, out, max_steps=2, checkpoint_every=0,
+                 finish_from_timestep=700))  # fmt: skip
+    assert all(np.isfinite(r["reconstruction"]) for r in log_of(out))
+    trained = EditModel.from_pretrained(out / "final")
+    canvas = torch.rand(3, 32, 32)
+    hybrid = trained.propose(canvas, "a red circle", n=2, seed=0, structure_steps=2)
+    assert hybrid.shape == (2, 3, 32, 32) and torch.isfinite(hybrid).all()
 
 
 def test_dropout_masks_follow_instruct_pix2pix_split():
