@@ -13,7 +13,11 @@ a shared machine slows them alike:
 
 1. ``one_step_ms``: one one-step proposal of the bundle as it is (W4A4 when shipped so);
    ``one_step_ms_fp32`` / ``one_step_ms_w4a4`` time both forms when both are at hand.
-2. ``multi_step_ms``: one proposal with ``--steps`` (20) guided InstructPix2Pix steps;
+   ``one_step_ms`` is the pure one-step pass, whatever ``structure_steps`` the bundle is
+   configured with; ``hybrid_ms`` times its configured hybrid (``structure_steps`` teacher
+   steps, then the one-step pass; 1 step when only a teacher is there), else null.
+2. ``multi_step_ms``: one proposal with ``--steps`` (20) guided InstructPix2Pix steps of the
+   teacher (``teacher_unet`` when the bundle has one, else its own UNet);
    ``speedup`` = multi_step_ms / one_step_ms.
 3. ``w4a4_vs_fp32_psnr_db``: PSNR of the W4A4 model's proposals against its fp32 source's, same
    canvases (procedural scenes with their right half blank), prompts (their captions) and seeds.
@@ -81,11 +85,21 @@ def proposal_psnr(a, b, inputs, n: int = 2) -> float:
     return psnr_db(torch.cat(pa), torch.cat(pb))
 
 
-def _proposal_call(model, canvas: torch.Tensor, prompt: str, mode: str, steps: int):
+def _proposal_call(
+    model, canvas: torch.Tensor, prompt: str, mode: str, steps: int, structure: int = 0
+):
     """A function of a seed that makes one proposal (what is timed)."""
 
     def call(seed: int) -> None:
-        model.propose(canvas, prompt, n=1, seed=seed, mode=mode, num_inference_steps=steps)
+        model.propose(
+            canvas,
+            prompt,
+            n=1,
+            seed=seed,
+            mode=mode,
+            num_inference_steps=steps,
+            structure_steps=structure,
+        )
 
     return call
 
@@ -200,7 +214,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, m in (("fp32", fp32), ("w4a4", w4a4))
             if m is not None
         }
-        calls["multi_step"] = _proposal_call(model, canvas, prompt, "multi_step", args.steps)
+        # the multi-step figure is the teacher's (teacher_unet when the bundle has one)
+        teacher = model.teacher_model()
+        calls["multi_step"] = _proposal_call(teacher, canvas, prompt, "multi_step", args.steps)
+        structure = model.config.structure_steps or (1 if model.teacher_unet is not None else 0)
+        if structure:  # the diversity hybrid: teacher steps, then the one-step pass
+            calls["hybrid"] = _proposal_call(
+                model, canvas, prompt, "one_step", args.steps, structure
+            )
         times = median_ms_side_by_side(calls, repeats)
         psnr = None
         if fp32 is not None:
@@ -216,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         "multi_step_ms": round(multi, 1),
         "multi_step_steps": args.steps,
         "speedup": round(multi / one_step, 2),
+        "structure_steps": structure,
+        "hybrid_ms": round(times["hybrid"], 2) if structure else None,
         "w4a4_vs_fp32_psnr_db": None if psnr is None else round(psnr, 2),
         "bundle_mb": round(bundle_mb, 3),
         "w4a4_bundle_mb": None if w4a4_mb is None else round(w4a4_mb, 3),

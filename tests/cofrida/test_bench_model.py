@@ -49,6 +49,17 @@ def test_fp32_bundle_is_timed_quantized_and_checked_against_the_targets(bundles,
     one_step = result["targets"]["one_step_ms"]
     assert one_step["max"] == 150 and one_step["pass"] == (result["one_step_ms"] <= 150)
     assert result["targets"]["speedup"]["min"] == 10
+    assert result["hybrid_ms"] is None and result["structure_steps"] == 0  # no teacher
+
+
+def test_a_bundle_with_a_teacher_times_its_hybrid(tmp_path, capsys):
+    model = tiny_model()
+    model.teacher_unet = tiny.tiny_unet(seed=3)
+    model.config.structure_steps = 2
+    model.save_pretrained(tmp_path / "hybrid")
+    assert bench.main(["--model", str(tmp_path / "hybrid"), "--quick", "--steps", "4"]) == 0
+    result = last_json(capsys)
+    assert result["structure_steps"] == 2 and result["hybrid_ms"] > 0
 
 
 def test_w4a4_bundle_compares_with_its_fp32_source_when_given(bundles, capsys):
