@@ -381,6 +381,56 @@ class EditModel(nn.Module):
             job.progress.after_pass()
         return latents, None
 
+    def set_teacher(self, source: str | Path, structure_steps: int | None = None) -> None:
+        """Carry the UNet of the bundle at `source` as ``teacher_unet`` (saved with this model).
+
+        The teacher is a multi-step model (``cofrida train --mode multi_step``) that works in
+        this model's latent space: trained on top of the same autoencoder, with the same text
+        encoder width.
+
+        Args:
+            source: a bundle folder.
+            structure_steps: also set ``config.structure_steps`` (teacher steps per proposal).
+
+        Raises:
+            FileNotFoundError: `source` is no bundle.
+            ValueError: the teacher does not fit (autoencoder, UNet inputs, text width, LoRA),
+                or structure_steps is out of range.
+        """
+        if not (Path(source) / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"teacher {source}: no bundle there (no {CONFIG_FILE})")
+        if structure_steps is not None and not (
+            0 <= structure_steps < self.config.num_inference_steps
+        ):
+            raise ValueError(
+                f"structure_steps must lie in [0, {self.config.num_inference_steps}), "
+                f"got {structure_steps}"
+            )
+        teacher = EditModel.from_pretrained(source)
+        if unet_io.has_lora(teacher.unet):
+            raise ValueError(
+                f"teacher {source}: a LoRA-adapted UNet; train the teacher with --finetune full"
+            )
+        unet = teacher.unet
+        if unet.config.cross_attention_dim != self.unet.config.cross_attention_dim:
+            raise ValueError(
+                f"teacher {source}: cross_attention_dim {unet.config.cross_attention_dim}, this "
+                f"model's text encoder gives {self.unet.config.cross_attention_dim}"
+            )
+        mine = {**self.vae.encoder.state_dict(), **self.vae.quant_conv.state_dict()}
+        theirs = {**teacher.vae.encoder.state_dict(), **teacher.vae.quant_conv.state_dict()}
+        if mine.keys() != theirs.keys() or any(
+            not torch.equal(mine[k].cpu(), theirs[k].cpu()) for k in mine
+        ):
+            raise ValueError(
+                f"teacher {source}: its autoencoder's encoder differs from this model's, so its "
+                "latents mean something else; train the teacher on top of the same autoencoder "
+                "(--init-vae, or --init-model this model)"
+            )
+        self.teacher_unet = unet.to(*self._device_dtype()).eval()
+        if structure_steps is not None:
+            self.config.structure_steps = structure_steps
+
     def teacher_model(self) -> EditModel:
         """The multi-step teacher as an `EditModel`: ``teacher_unet`` with this model's VAE, text
         encoder and schedule (multi-step, no skips), or this model itself when it has none."""

@@ -80,6 +80,8 @@ class TrainConfig:
     # finish a teacher's first steps (EditModel structure_steps); 0 = pure noise only. With a
     # 20-step schedule, structure_steps k <= 5 lands at timesteps >= 736.
     finish_from_timestep: int = 0
+    teacher: str = ""  # one-step: a multi-step bundle the final bundle carries as teacher_unet
+    structure_steps: int = 0  # one-step: teacher steps per proposal in the final bundle
 
     def __post_init__(self) -> None:
         checks = [
@@ -94,6 +96,14 @@ class TrainConfig:
             (self.max_steps >= 1, "max_steps must be >= 1"),
             (self.lora_rank >= 1, "lora_rank must be >= 1"),
             (0 <= self.finish_from_timestep < 1000, "finish_from_timestep must lie in [0, 1000)"),
+            (
+                not self.teacher or self.mode == "one_step",
+                "teacher is for one-step training (the multi-step model is the teacher)",
+            ),
+            (
+                self.structure_steps == 0 or bool(self.teacher),
+                "structure_steps > 0 needs --teacher (the multi-step model that takes them)",
+            ),
             (
                 min(self.drop_text_prob, self.drop_image_prob, self.drop_both_prob) >= 0
                 and self.drop_text_prob + self.drop_image_prob + self.drop_both_prob <= 1,

@@ -243,6 +243,11 @@ def train(
 
     # 2. Model, trainable parts, optimizer.
     model = load_init_model(config)
+    teacher = None
+    if config.teacher:  # checked now; teacher and structure steps join the final bundle only
+        model.set_teacher(config.teacher, config.structure_steps)
+        teacher, model.teacher_unet = model.teacher_unet, None
+        model.config.structure_steps = 0
     params = _setup_trainable(model, config)
     if not params:
         raise ValueError("nothing to train: the model has no trainable parameters")
@@ -379,6 +384,9 @@ def train(
     if not stopped:
         final = out / "final"
         if accelerator.is_main_process:
+            if teacher is not None:
+                model.teacher_unet = teacher
+                model.config.structure_steps = config.structure_steps
             model.save_pretrained(final)  # the same modules the wrapped ones hold
     accelerator.end_training()
     return {"step": step, "final": None if final is None else str(final), "loss": last_loss,

@@ -173,7 +173,7 @@ def test_multi_step_with_conditioning_dropout(data_dir, init_model, tmp_path):
     assert EditModel.from_pretrained(out / "final").config.mode == "multi_step"
 
 
-def test_finish_from_timestep_teaches_finishing_a_teachers_steps(data_dir, init_model, tmp_path):
+def test_finish_from_timestep_teaches_finishing_a_teachers_steps(init_model):
     """Half the records start from pure noise, half from their target noised to t in range."""
     model = EditModel.from_pretrained(init_model)
     full = torch.rand(64, 3, 32, 32)
@@ -192,14 +192,39 @@ def test_finish_from_timestep_teaches_finishing_a_teachers_steps(data_dir, init_
     with pytest.raises(ValueError, match="finish_from_timestep"):
         TrainConfig(finish_from_timestep=1000)
 
+
+def test_the_final_bundle_carries_its_teacher(data_dir, init_model, tmp_path):
+    """--teacher DIR --structure-steps k: the student trains alone; its bundle proposes with
+    k steps of the teacher's UNet, which must share the student's autoencoder."""
+    teacher = EditModel.from_pretrained(init_model, mode="multi_step")
+    teacher.unet = tiny.tiny_unet(seed=3)  # another multi-step UNet on the same autoencoder
+    teacher.save_pretrained(tmp_path / "teacher")
     out = tmp_path / "finish"
-    train(config(data_dir, init_model, out, max_steps=2, checkpoint_every=0,
-                 finish_from_timestep=700))  # fmt: skip
+    train(config(data_dir, init_model, out, max_steps=2, checkpoint_every=0, validate_every=1,
+                 finish_from_timestep=700, teacher=str(tmp_path / "teacher"),
+                 structure_steps=2))  # fmt: skip
     assert all(np.isfinite(r["reconstruction"]) for r in log_of(out))
     trained = EditModel.from_pretrained(out / "final")
+    assert trained.config.structure_steps == 2 and trained.config.mode == "one_step"
+    for name, p in teacher.unet.state_dict().items():
+        torch.testing.assert_close(trained.teacher_unet.state_dict()[name], p, msg=name)
     canvas = torch.rand(3, 32, 32)
-    hybrid = trained.propose(canvas, "a red circle", n=2, seed=0, structure_steps=2)
+    hybrid = trained.propose(canvas, "a red circle", n=2, seed=0)
     assert hybrid.shape == (2, 3, 32, 32) and torch.isfinite(hybrid).all()
+    assert not torch.equal(hybrid, trained.propose(canvas, "a red circle", n=2, seed=0,
+                                                   structure_steps=0))  # fmt: skip
+
+    other = tiny.build_edit_model("tiny_clip", resolution=32, vae_blocks=(8, 8, 16, 16), seed=7)
+    other.save_pretrained(tmp_path / "other")  # its own autoencoder: latents of another space
+    with pytest.raises(ValueError, match="autoencoder's encoder differs"):
+        train(config(data_dir, init_model, tmp_path / "bad", teacher=str(tmp_path / "other")))
+    with pytest.raises(FileNotFoundError, match="no bundle there"):
+        train(config(data_dir, init_model, tmp_path / "bad", teacher=str(tmp_path / "nowhere")))
+    with pytest.raises(ValueError, match="structure_steps > 0 needs --teacher"):
+        TrainConfig(structure_steps=1)
+    with pytest.raises(ValueError, match=r"structure_steps must lie in \[0, 20\)"):
+        train(config(data_dir, init_model, tmp_path / "bad", teacher=str(tmp_path / "teacher"),
+                     structure_steps=20))  # fmt: skip
 
 
 def test_dropout_masks_follow_instruct_pix2pix_split():
