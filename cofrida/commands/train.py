@@ -11,7 +11,13 @@ Examples:
         --gradient-checkpointing --resume latest
 
     # the multi-step teacher (InstructPix2Pix loss, 5%/5%/5% conditioning dropout)
-    cofrida train --data-dir data/scenes --output-dir out/teacher --mode multi_step
+    cofrida train --data-dir data/scenes --output-dir out/teacher --mode multi_step \
+        --init-model out/train/final
+
+    # a one-step model that can also finish the teacher's first steps; its bundle carries the
+    # teacher and proposes with 4 of its steps (diversity, EditModel structure_steps)
+    cofrida train --data-dir data/scenes --output-dir out/student --init-model out/train/final \
+        --finish-from-timestep 700 --teacher out/teacher/final --structure-steps 4
 
     # 8 GPUs on one machine
     accelerate launch --multi_gpu --num_processes 8 --mixed_precision bf16 \\
