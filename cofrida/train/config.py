@@ -80,6 +80,11 @@ class TrainConfig:
     # finish a teacher's first steps (EditModel structure_steps); 0 = pure noise only. With a
     # 20-step schedule, structure_steps k <= 5 lands at timesteps >= 736.
     finish_from_timestep: int = 0
+    # what the UNet learns to predict ("" keeps the init model's schedule): epsilon |
+    # v_prediction | sample. A multi-step teacher whose first steps set a one-step model's
+    # structure wants v_prediction: epsilon turns its small errors at t ~ 999 into large
+    # errors of the clean image it implies (x 1 / sqrt(alpha_bar) ~ 15)
+    prediction_type: str = ""
     teacher: str = ""  # one-step: a multi-step bundle the final bundle carries as teacher_unet
     structure_steps: int = 0  # one-step: teacher steps per proposal in the final bundle
 
@@ -96,6 +101,10 @@ class TrainConfig:
             (self.max_steps >= 1, "max_steps must be >= 1"),
             (self.lora_rank >= 1, "lora_rank must be >= 1"),
             (0 <= self.finish_from_timestep < 1000, "finish_from_timestep must lie in [0, 1000)"),
+            (
+                self.prediction_type in ("", "epsilon", "v_prediction", "sample"),
+                "prediction_type must be '', epsilon, v_prediction or sample",
+            ),
             (
                 not self.teacher or self.mode == "one_step",
                 "teacher is for one-step training (the multi-step model is the teacher)",

@@ -56,6 +56,10 @@ def load_init_model(config: TrainConfig):
         )
     if config.init_vae:
         model.replace_vae(config.init_vae)
+    if config.prediction_type:  # saved with the bundle's schedule
+        model.scheduler = type(model.scheduler).from_config(
+            model.scheduler.config, prediction_type=config.prediction_type
+        )
     return model
 
 

@@ -165,12 +165,17 @@ def test_lora_trains_only_adapters(data_dir, init_model, tmp_path):
 def test_multi_step_with_conditioning_dropout(data_dir, init_model, tmp_path):
     out = tmp_path / "multi"
     cfg = config(data_dir, init_model, out, mode="multi_step", max_steps=3, checkpoint_every=0,
-                 drop_text_prob=0.3, drop_image_prob=0.3, drop_both_prob=0.3)  # fmt: skip
+                 drop_text_prob=0.3, drop_image_prob=0.3, drop_both_prob=0.3,
+                 prediction_type="v_prediction")  # fmt: skip
     result = train(cfg)
     assert result["final"] and (out / "validation" / "step-000003.png").is_file()
     records = log_of(out)
     assert all(np.isfinite(r["diffusion"]) for r in records)
-    assert EditModel.from_pretrained(out / "final").config.mode == "multi_step"
+    loaded = EditModel.from_pretrained(out / "final")
+    assert loaded.config.mode == "multi_step"
+    assert loaded.scheduler.config.prediction_type == "v_prediction"
+    with pytest.raises(ValueError, match="prediction_type must be"):
+        TrainConfig(prediction_type="x0")
 
 
 def test_finish_from_timestep_teaches_finishing_a_teachers_steps(init_model):
@@ -198,6 +203,9 @@ def test_the_final_bundle_carries_its_teacher(data_dir, init_model, tmp_path):
     k steps of the teacher's UNet, which must share the student's autoencoder."""
     teacher = EditModel.from_pretrained(init_model, mode="multi_step")
     teacher.unet = tiny.tiny_unet(seed=3)  # another multi-step UNet on the same autoencoder
+    teacher.scheduler = type(teacher.scheduler).from_config(
+        teacher.scheduler.config, prediction_type="v_prediction"
+    )
     teacher.save_pretrained(tmp_path / "teacher")
     out = tmp_path / "finish"
     train(config(data_dir, init_model, out, max_steps=2, checkpoint_every=0, validate_every=1,
@@ -206,6 +214,10 @@ def test_the_final_bundle_carries_its_teacher(data_dir, init_model, tmp_path):
     assert all(np.isfinite(r["reconstruction"]) for r in log_of(out))
     trained = EditModel.from_pretrained(out / "final")
     assert trained.config.structure_steps == 2 and trained.config.mode == "one_step"
+    # the teacher keeps predicting v beside the epsilon student
+    assert trained.config.teacher_prediction_type == "v_prediction"
+    assert trained.scheduler.config.prediction_type == "epsilon"
+    assert trained.teacher_model().scheduler.config.prediction_type == "v_prediction"
     for name, p in teacher.unet.state_dict().items():
         torch.testing.assert_close(trained.teacher_unet.state_dict()[name], p, msg=name)
     canvas = torch.rand(3, 32, 32)
@@ -213,6 +225,8 @@ def test_the_final_bundle_carries_its_teacher(data_dir, init_model, tmp_path):
     assert hybrid.shape == (2, 3, 32, 32) and torch.isfinite(hybrid).all()
     assert not torch.equal(hybrid, trained.propose(canvas, "a red circle", n=2, seed=0,
                                                    structure_steps=0))  # fmt: skip
+    trained.config.teacher_prediction_type = None  # read as epsilon: other teacher steps
+    assert not torch.equal(hybrid, trained.propose(canvas, "a red circle", n=2, seed=0))
 
     other = tiny.build_edit_model("tiny_clip", resolution=32, vae_blocks=(8, 8, 16, 16), seed=7)
     other.save_pretrained(tmp_path / "other")  # its own autoencoder: latents of another space
