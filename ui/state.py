@@ -265,7 +265,15 @@ class TabState:
         self.painting = False
         self.handed_over: str | None = None
         self.progress = (0, 0)
-        self.scratch = Path(tempfile.mkdtemp(prefix="cofrida-ui-"))
+        self._scratch: Path | None = None
+
+    @property
+    def scratch(self) -> Path:
+        """The tab's temporary folder, made on first use (most tabs never download anything,
+        and a tab the browser drops without closing must not leave a folder behind)."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="cofrida-ui-"))
+        return self._scratch
 
     def __deepcopy__(self, memo) -> TabState:
         # Gradio deep-copies a State's value when a tab first reads it; the app's factory
@@ -344,4 +352,6 @@ class TabState:
             self.stop.set()  # an execution still painting stops after its stroke
             return
         self.close_session()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None

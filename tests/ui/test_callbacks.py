@@ -75,6 +75,20 @@ def test_a_too_large_upload_is_refused_before_it_is_read(tmp_path, opener):
     tab.close()
 
 
+def test_a_tab_makes_its_temporary_folder_only_when_it_needs_one(opener, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    idle = TabState(opener)  # a page opened and left: nothing on disk
+    idle.close()
+    assert not list(tmp_path.glob("cofrida-ui-*"))
+    tab = TabState(opener)
+    (tab.scratch / "replay.gif").write_bytes(b"GIF89a")  # what a download writes
+    assert [p.name for p in tmp_path.glob("cofrida-ui-*/*")] == ["replay.gif"]
+    tab.close()
+    assert not list(tmp_path.glob("cofrida-ui-*"))
+
+
 def test_a_good_upload_becomes_the_canvas(tab, tmp_path):
     photo = tmp_path / "canvas.jpg"
     Image.new("RGB", (400, 300), (200, 40, 40)).save(photo, quality=95)
