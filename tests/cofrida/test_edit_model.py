@@ -304,7 +304,8 @@ def test_vae_skip_connections_start_neutral_and_round_trip(canvas, tmp_path):
     skipped = model.propose(canvas, PROMPT, n=2, seed=0)
     assert not torch.allclose(skipped, plain, atol=1e-3)
     multi = model.propose(canvas, PROMPT, n=1, seed=0, mode="multi_step", num_inference_steps=2)
-    assert torch.equal(multi, teacher)  # skips are a one-step feature
+    # the decoder is trained with the skips, so multi-step proposals decode with them too
+    assert not torch.allclose(multi, teacher, atol=1e-3)
     model.save_pretrained(tmp_path / "skips")
     loaded = EditModel.from_pretrained(tmp_path / "skips")
     assert loaded.config.skip_connections
