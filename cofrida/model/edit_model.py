@@ -8,7 +8,8 @@ Two ways to run it:
     * ``"one_step"`` (default, pix2pix-Turbo style): pure noise z_T at a fixed timestep (999),
       one UNet pass, the prediction turned into clean latents x0 with the scheduler's
       alphas (epsilon or v-prediction), decoded. One UNet forward per batch of proposals.
-    * ``"multi_step"`` (InstructPix2Pix sampling; the teacher, and for comparison): N sampler
+    * ``"multi_step"`` (InstructPix2Pix sampling; the teacher, and for comparison; with
+      ``teacher_unet`` in the bundle, that UNet runs): N sampler
       steps with classifier-free guidance on text and image separately, three branches in one
       batch per step: (prompt, canvas), ("", canvas), ("", zero canvas):
       eps = e_uncond + s_text (e_full - e_image) + s_image (e_image - e_uncond).
@@ -288,7 +289,8 @@ class EditModel(nn.Module):
             if mode == "one_step":
                 latents = self._one_step(job, steps, structure)
             else:
-                latents, _ = self._sample(self.unet, job, steps, stop_after=steps)
+                unet = self.unet if self.teacher_unet is None else self.teacher_unet
+                latents, _ = self._sample(unet, job, steps, stop_after=steps)
             # 5. Decode the clean latents to images in 0..1.
             with _skips_phase(skips, "inject"):
                 out = self.vae.decode(latents / self.vae.config.scaling_factor).sample

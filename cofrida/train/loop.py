@@ -393,5 +393,6 @@ def train(
                 model.config.structure_steps = config.structure_steps
             model.save_pretrained(final)  # the same modules the wrapped ones hold
     accelerator.end_training()
-    return {"step": step, "final": None if final is None else str(final), "loss": last_loss,
+    loss = None if math.isnan(last_loss) else last_loss  # None: no step ran (valid JSON)
+    return {"step": step, "final": None if final is None else str(final), "loss": loss,
             "stopped": stopped}  # fmt: skip

@@ -166,6 +166,14 @@ def test_structure_steps_teacher_then_one_step(canvas, tmp_path):
         t_handle.remove()
         s_handle.remove()
     assert t_calls == [9] and s_calls == [3]  # one guided teacher step, then one student pass
+    t_calls, t_handle = count_unet_calls(model.teacher_unet)
+    s_calls, s_handle = count_unet_calls(model.unet)
+    try:
+        model.propose(canvas, PROMPT, n=1, seed=0, mode="multi_step")
+    finally:
+        t_handle.remove()
+        s_handle.remove()
+    assert t_calls == [3, 3, 3, 3] and s_calls == []  # multi-step mode runs the teacher
     assert not torch.equal(hybrid, model.propose(canvas, PROMPT, n=3, seed=0))
     model.config.structure_steps = 1
     model.save_pretrained(tmp_path / "bundle")
