@@ -83,7 +83,8 @@ class EditModelConfig:
         image_guidance_scale: multi-step guidance towards the canvas (InstructPix2Pix: 1.5).
         sampler: ``"euler_ancestral"`` (InstructPix2Pix's) or ``"ddim"`` (deterministic).
         structure_steps: one-step mode only; teacher steps before the one-step pass (0 = pure
-            one-step). 1 restores most diversity at the cost of 3 more UNet passes per batch.
+            one-step). k costs 3k more UNet passes per batch; how much diversity it brings back
+            depends on how well the teacher samples (README: the one trained on CPU did not).
         max_batch: proposals computed together (memory bound); one UNet pass per batch.
         region_feather_px: width of the soft edge inside a region mask (0 = hard edge).
         skip_connections: the decoder gets the VAE encoder's canvas activations through

@@ -247,6 +247,11 @@ def train(
 
     # 2. Model, trainable parts, optimizer.
     model = load_init_model(config)
+    if config.finish_from_timestep >= model.config.timestep > 0 and config.mode == "one_step":
+        raise ValueError(
+            f"finish_from_timestep must lie in [0, {model.config.timestep}) (the model's one-step "
+            f"timestep), got {config.finish_from_timestep}"
+        )
     teacher = None
     if config.teacher:  # checked now; teacher and structure steps join the final bundle only
         model.set_teacher(config.teacher, config.structure_steps)

@@ -178,7 +178,7 @@ def test_multi_step_with_conditioning_dropout(data_dir, init_model, tmp_path):
         TrainConfig(prediction_type="x0")
 
 
-def test_finish_from_timestep_teaches_finishing_a_teachers_steps(init_model):
+def test_finish_from_timestep_teaches_finishing_a_teachers_steps(data_dir, init_model, tmp_path):
     """Half the records start from pure noise, half from their target noised to t in range."""
     model = EditModel.from_pretrained(init_model)
     full = torch.rand(64, 3, 32, 32)
@@ -196,6 +196,8 @@ def test_finish_from_timestep_teaches_finishing_a_teachers_steps(init_model):
         finish_inputs(model, full, noise, 999)
     with pytest.raises(ValueError, match="finish_from_timestep"):
         TrainConfig(finish_from_timestep=1000)
+    with pytest.raises(ValueError, match=r"finish_from_timestep must lie in \[0, 999\)"):
+        train(config(data_dir, init_model, tmp_path / "bad", finish_from_timestep=999))
 
 
 def test_the_final_bundle_carries_its_teacher(data_dir, init_model, tmp_path):
