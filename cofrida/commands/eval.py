@@ -216,7 +216,7 @@ def build_rows(args, calibration, say):
         say(f"[eval] {name} proposes multi-step already: no teacher row")
     elif args.teacher != "none":
         if args.teacher == "self":
-            teacher, source, label = cands.teacher_model(model), path, f"{name} teacher"
+            teacher, source, label = model.teacher_model(), path, f"{name} teacher"
         else:
             say(f"[eval] loading the teacher from {args.teacher}")
             teacher = cands.load_edit_model(args.teacher, args.device)

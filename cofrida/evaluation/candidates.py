@@ -129,11 +129,6 @@ def model_candidate(
     return Candidate(name, propose, kind, label, precision, source)
 
 
-def teacher_model(model):
-    """The multi-step teacher of a model (see `EditModel.teacher_model`)."""
-    return model.teacher_model()
-
-
 def quantized_copy(path: str, records: Sequence[EvalRecord], device: str = "cpu", seed: int = 0):
     """A W4A4 copy of the fp32 bundle at `path` (loaded afresh), calibrated on the records.
 

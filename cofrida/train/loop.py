@@ -32,6 +32,7 @@ from cofrida.train.objectives import (
     MultiStepDenoiser,
     OneStepGenerator,
     OneStepLosses,
+    check_finish_timestep,
     encode_captions,
     finish_inputs,
     multi_step_loss,
@@ -247,11 +248,8 @@ def train(
 
     # 2. Model, trainable parts, optimizer.
     model = load_init_model(config)
-    if config.finish_from_timestep >= model.config.timestep > 0 and config.mode == "one_step":
-        raise ValueError(
-            f"finish_from_timestep must lie in [0, {model.config.timestep}) (the model's one-step "
-            f"timestep), got {config.finish_from_timestep}"
-        )
+    if config.finish_from_timestep and config.mode == "one_step":
+        check_finish_timestep(model, config.finish_from_timestep)  # before any step, not at one
     teacher = None
     if config.teacher:  # checked now; teacher and structure steps join the final bundle only
         model.set_teacher(config.teacher, config.structure_steps)

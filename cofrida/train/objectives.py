@@ -75,7 +75,7 @@ class OneStepGenerator(nn.Module):
             encoder_hidden_states=hidden.to(noise.dtype),
             encoder_attention_mask=mask,
         ).sample
-        x0 = self._x0(pred, noise, self.timestep if timesteps is None else t)
+        x0 = self._x0(pred, noise, t)
         if skips is not None:
             skips.inject = True
         try:
@@ -85,6 +85,16 @@ class OneStepGenerator(nn.Module):
                 skips.inject = False
                 skips.clear()
         return (out + 1) / 2
+
+
+def check_finish_timestep(model, min_timestep: int) -> None:
+    """Raise ValueError unless 0 <= min_timestep < the model's one-step timestep."""
+    fixed = int(model.config.timestep)
+    if not 0 <= min_timestep < fixed:
+        raise ValueError(
+            f"finish_from_timestep must lie in [0, {fixed}) (the model's one-step timestep), "
+            f"got {min_timestep}"
+        )
 
 
 def finish_inputs(
@@ -106,12 +116,8 @@ def finish_inputs(
     Returns:
         (x_t (B, 4, S/8, S/8), timesteps (B,) long).
     """
+    check_finish_timestep(model, min_timestep)
     fixed = int(model.config.timestep)
-    if not 0 <= min_timestep < fixed:
-        raise ValueError(
-            f"finish_from_timestep must lie in [0, {fixed}) (the model's one-step timestep), "
-            f"got {min_timestep}"
-        )
     b, device = noise.shape[0], noise.device
     with torch.no_grad():
         x0 = model.vae.encode(full * 2 - 1).latent_dist.sample() * model.vae.config.scaling_factor

@@ -21,7 +21,6 @@ from cofrida.evaluation import (
     PaintabilityConfig,
     evaluate,
 )
-from cofrida.evaluation.candidates import teacher_model
 from cofrida.evaluation.metrics import preservation, protected_pixels
 from cofrida.model import tiny
 from cofrida.model.quantize import quantize_edit_model
@@ -179,9 +178,9 @@ def test_eval_compares_a_w4a4_bundle_with_its_fp32_source(data_dir, bundles, tmp
 
 def test_teacher_of_a_bundle_with_a_teacher_unet_is_that_unet():
     model = tiny_model()
-    assert teacher_model(model) is model  # no teacher_unet: the model itself, multi-step
+    assert model.teacher_model() is model  # no teacher_unet: the model itself, multi-step
     model.teacher_unet = tiny.tiny_unet(seed=3)
-    teacher = teacher_model(model)
+    teacher = model.teacher_model()
     assert teacher.unet is model.teacher_unet and teacher.config.mode == "multi_step"
     assert teacher.vae is model.vae and teacher.text_encoder is model.text_encoder
 
