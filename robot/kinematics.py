@@ -4,7 +4,9 @@
 joint, meters and radians) plus a tool offset along the flange's z (the brush). `fk(q)` gives
 the 4x4 tool pose in the base frame; `ik(position, rotation, seed)` solves for joints with
 damped least squares on the full 6-D pose error and raises `UnreachableError` when the target is
-out of reach or the solver does not converge within tolerance. `CanvasFrame` maps canvas
+out of reach or the solver does not converge within tolerance. Solutions are continuous: each
+joint takes the turn (2 pi) nearest the seed (`nearest_branch`), so consecutive targets never
+flip a joint by a whole turn. `CanvasFrame` maps canvas
 meters (x right, y down, pressing height) to the robot base frame: calibration fits it.
 
 Shipped arm: `UR5E`, from Universal Robots' published DH table for the UR5e ("DH parameters for
@@ -138,10 +140,11 @@ class SerialChain:
                 f"{self.name}: no joint solution for {np.round(target, 4).tolist()} m with the "
                 f"brush down (position error {np.linalg.norm(err_p) * 1000:.3f} mm)"
             )
-        q = (q + math.pi) % (2 * math.pi) - math.pi  # wrap to (-pi, pi]
-        lim = np.array(self.joint_limits)
-        if np.any(q < lim[:, 0]) or np.any(q > lim[:, 1]):
-            raise UnreachableError(f"{self.name}: solution {np.round(q, 3).tolist()} breaks limits")
+        ref = np.array(self.ready if seed is None else seed, dtype=np.float64)
+        q = nearest_branch(q, ref, np.array(self.joint_limits))
+        if q is None:
+            raise UnreachableError(f"{self.name}: no solution for {np.round(target, 4).tolist()} m "
+                                   "within the joint limits")  # fmt: skip
         return q
 
     def ik_path(self, positions: np.ndarray, seed: Sequence[float] | None = None) -> np.ndarray:
@@ -155,6 +158,27 @@ class SerialChain:
                 raise UnreachableError(f"point {i}: {e}") from None
             out.append(q)
         return np.array(out)
+
+
+def nearest_branch(q: np.ndarray, ref: np.ndarray, limits: np.ndarray) -> np.ndarray | None:
+    """The joint values equivalent to `q` (each joint moved by whole turns, 2 pi) that lie within
+    ``limits`` (n, 2) and nearest to ``ref`` (rad), or None when some joint has none.
+
+    Revolute joints with limits beyond +-pi (a UR's +-2 pi) reach a pose two ways: taking the
+    one nearest the previous joints keeps a path continuous, so the base never swings the long
+    way round between two nearby targets.
+    """
+    turn = 2 * math.pi
+    out = ref + (q - ref + math.pi) % turn - math.pi  # (n,) within half a turn of ref
+    for j in range(len(out)):
+        lo, hi = limits[j]
+        if out[j] < lo - 1e-9 or out[j] > hi + 1e-9:  # nearest is outside: try the other turns
+            candidates = [out[j] + k * turn for k in (-2, -1, 1, 2)]
+            inside = [c for c in candidates if lo - 1e-9 <= c <= hi + 1e-9]
+            if not inside:
+                return None
+            out[j] = min(inside, key=lambda c: abs(c - ref[j]))
+    return out
 
 
 _PI = math.pi

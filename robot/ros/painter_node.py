@@ -3,16 +3,24 @@
     python -m robot.ros.painter_node --arm.type=ros2 \\
         --arm.action=/joint_trajectory_controller/follow_joint_trajectory
 
-Goal: the plan as JSON (``Plan.to_json()``) and the painting position to start from. Feedback:
-strokes done / total after every stroke. Result: the arm's `ExecutionReport` as JSON (or
+Goal: the plan as JSON (``Plan.to_json()``) and the painting position to start from (a resume).
+Feedback: strokes done / total *in the plan* after every stroke (a resume from position 10 of
+24 reports 11/24 first). Result: the arm's `ExecutionReport` as JSON plus ``start``,
+``strokes_done`` and ``next_start`` (the position to resume from), all in plan numbering (or
 ``{"error": ...}`` when the plan is refused: bad JSON, the safety check, unreachable poses).
-Cancelling the goal calls ``arm.stop()``; so does the ``~/emergency_stop`` service
-(``std_srvs/Trigger``), at any time.
+
+Cancelling the goal stops the arm (``arm.stop()``, repeated until the job has really ended, so
+a cancel that arrives while the plan is still being checked is not lost). The
+``~/emergency_stop`` service (``std_srvs/Trigger``) is latched: it stops the arm, the arm's
+driver lifts the brush (the ``ros2`` driver always does after a stop), and every new goal is
+refused until ``~/reset_emergency_stop`` (``std_srvs/Trigger``) is called. The latch is
+published on ``~/emergency_stop_active`` (``std_msgs/Bool``, latched).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -23,13 +31,17 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.utilities import remove_ros_args
+from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from planner.plan import Plan
 from robot.arms import Arm, arm_config_class, make_arm
 from robot.cli_config import build_config, split_options
-from robot.errors import RobotError
+from robot.errors import DeviceConnectionError, RobotError
+
+STOP_REPEAT_S = 0.05  # s between repeated arm.stop() calls while a cancelled job winds down
 
 
 class PainterNode(Node):
@@ -43,6 +55,7 @@ class PainterNode(Node):
         super().__init__("painter")
         self.arm = arm
         self._busy = threading.Lock()
+        self._estop = threading.Event()
         group = ReentrantCallbackGroup()
         self._server = ActionServer(
             self,
@@ -53,10 +66,19 @@ class PainterNode(Node):
             cancel_callback=self._on_cancel,
             callback_group=group,
         )
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._estop_pub = self.create_publisher(Bool, "~/emergency_stop_active", latched)
+        self._estop_pub.publish(Bool(data=False))
         self.create_service(Trigger, "~/emergency_stop", self._emergency_stop, callback_group=group)
+        self.create_service(
+            Trigger, "~/reset_emergency_stop", self._reset_emergency_stop, callback_group=group
+        )
         self.get_logger().info(f"painter ready with a {arm.config.type} arm ({arm.name})")
 
     def _on_goal(self, _goal) -> GoalResponse:
+        if self._estop.is_set():
+            self.get_logger().error("goal refused: emergency stop is latched (reset it first)")
+            return GoalResponse.REJECT
         return GoalResponse.REJECT if self._busy.locked() else GoalResponse.ACCEPT
 
     def _on_cancel(self, _goal) -> CancelResponse:
@@ -64,9 +86,25 @@ class PainterNode(Node):
         return CancelResponse.ACCEPT
 
     def _emergency_stop(self, _request, response):
+        self._estop.set()
         self.arm.stop()
-        self.get_logger().warn("emergency stop")
-        response.success, response.message = True, "arm.stop() called"
+        self._estop_pub.publish(Bool(data=True))
+        self.get_logger().warn("emergency stop: latched until ~/reset_emergency_stop")
+        if not self._busy.locked():  # idle: lift the brush here (a running job lifts itself)
+            with contextlib.suppress(Exception):
+                lift = getattr(self.arm, "lift", None)
+                if lift is not None:
+                    lift()
+        response.success = True
+        response.message = "arm stopped, brush lifted; new goals refused until reset"
+        return response
+
+    def _reset_emergency_stop(self, _request, response):
+        was = self._estop.is_set()
+        self._estop.clear()
+        self._estop_pub.publish(Bool(data=False))
+        self.get_logger().info("emergency stop reset")
+        response.success, response.message = True, "reset" if was else "was not latched"
         return response
 
     def _execute(self, handle):
@@ -74,29 +112,63 @@ class PainterNode(Node):
         with self._busy:
             try:
                 plan = Plan.from_json(handle.request.plan_json)
-                paths = plan.paths(start=int(handle.request.start))
+                start = int(handle.request.start)
+                paths = plan.paths(start=start)
             except ValueError as e:
                 return self._refuse(handle, result, f"bad plan: {e}")
+            total = len(plan)
 
-            def progress(done: int, total: int) -> None:
+            def progress(done: int, _n: int) -> None:
                 handle.publish_feedback(
-                    ExecutePlan.Feedback(strokes_done=done, strokes_total=total)
+                    ExecutePlan.Feedback(strokes_done=start + done, strokes_total=total)
                 )
 
+            finished = threading.Event()
+            watcher = threading.Thread(target=self._stop_while, args=(handle, finished))
+            watcher.start()
             try:
-                report = self.arm.execute(paths, on_progress=progress)
+                if self._stopping(handle):
+                    report = None
+                else:
+                    report = self.arm.execute(paths, on_progress=progress)
             except (RobotError, ValueError) as e:  # SafetyError, UnreachableError: nothing sent
                 return self._refuse(handle, result, str(e))
-            result.completed = report.completed
-            result.report_json = json.dumps(report.to_dict())
-            self.get_logger().info(report.summary())
-            if handle.is_cancel_requested:
-                handle.canceled()
-            elif report.completed:
-                handle.succeed()
-            else:
-                handle.abort()
-            return result
+            finally:
+                finished.set()
+                watcher.join()
+            if report is None:
+                result.completed = False
+                result.report_json = json.dumps(
+                    {"stopped": True, "start": start, "strokes_done": start, "next_start": start}
+                )
+                return self._end(handle, result, completed=False)
+            done = start + report.paths_done
+            body = report.to_dict() | {"start": start, "strokes_done": done, "next_start": done}
+            if self._estop.is_set():
+                body["fault"] = body["fault"] or "emergency stop"
+            result.completed = report.completed and not self._estop.is_set()
+            result.report_json = json.dumps(body)
+            self.get_logger().info(f"{report.summary()} (plan strokes {start}..{done} of {total})")
+            return self._end(handle, result, result.completed)
+
+    def _stopping(self, handle) -> bool:
+        return handle.is_cancel_requested or self._estop.is_set()
+
+    def _stop_while(self, handle, finished: threading.Event) -> None:
+        """Repeat arm.stop() while the job runs and a cancel or the e-stop is pending: a stop
+        that reached the arm before its job began would otherwise be cleared by it."""
+        while not finished.wait(STOP_REPEAT_S):
+            if self._stopping(handle):
+                self.arm.stop()
+
+    def _end(self, handle, result, completed: bool):
+        if handle.is_cancel_requested:
+            handle.canceled()
+        elif completed:
+            handle.succeed()
+        else:
+            handle.abort()
+        return result
 
     def _refuse(self, handle, result, why: str):
         self.get_logger().error(why)
@@ -112,7 +184,12 @@ def main(args: list[str] | None = None) -> None:
     config = build_config("arm", options["arm"], arm_config_class, "ros2")
     rclpy.init(args=args)
     arm = make_arm(config)
-    arm.connect()
+    try:
+        arm.connect()  # waits for the controller (server_timeout_s), names what is missing
+    except DeviceConnectionError as e:
+        print(f"painter: cannot start: {e}", file=sys.stderr)
+        rclpy.try_shutdown()
+        sys.exit(2)
     node = PainterNode(arm)
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)

@@ -36,3 +36,17 @@ def test_canvas_frame_axes():
     frame = CanvasFrame(origin_m=(0.5, 0.1, 0.0), yaw_rad=0.0)
     p = frame.to_base(np.array([[0.1, 0.0], [0.0, 0.1]]), 0.02)
     np.testing.assert_allclose(p, [[0.6, 0.1, 0.02], [0.5, 0.0, 0.02]], atol=1e-12)
+
+
+def test_canvas_to_paint_well_trips_never_swing_the_base_the_long_way():
+    """The wells lie across pan = +-pi from the canvas: each trip must stay a short turn."""
+    frame, ws = CanvasFrame(), Workspace()
+    stops = [(0.14, 0.02), *ws.paint_stations, (0.25, 0.2), ws.water_station, (0.02, 0.1)]
+    stops = stops * 3  # canvas -> wells -> canvas, repeatedly
+    targets = frame.to_base(np.array(stops), ws.travel_height_m)
+    q = UR5E.ik_path(targets)
+    pan_steps = np.abs(np.diff(q[:, 0]))
+    assert pan_steps.max() < 1.0, pan_steps  # rad; the long way round is about 6 rad
+    assert np.abs(np.diff(q, axis=0)).max() < 1.5
+    for qi, p in zip(q, targets, strict=True):
+        assert np.linalg.norm(UR5E.fk(qi)[:3, 3] - p) < 1e-4

@@ -40,8 +40,10 @@ class Ros2ArmConfig(ArmConfig):
     plunge_speed_m_s: float = 0.02  # m/s lowering/lifting the brush: bristles land, not stab
     max_joint_speed_rad_s: float = 1.0  # rad/s per joint: segments are slowed below this
     ready: tuple = ()  # rad, joints of the rest pose (empty: the chain's ready pose)
-    server_timeout_s: float = 10.0  # s to wait for the action server on connect
-    result_margin_s: float = 10.0  # s beyond a trajectory's duration before it counts as lost
+    joint_states_topic: str = "/joint_states"  # sensor_msgs/JointState of the arm (measured)
+    server_timeout_s: float = 10.0  # s to wait for the action server and joint states
+    stall_timeout_s: float = 3.0  # s a goal may make no progress (no feedback time advance, no
+    # joint motion) before it is cancelled and reported: a paused or dead controller
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -58,7 +60,7 @@ class Ros2ArmConfig(ArmConfig):
         if len(self.canvas_origin_m) != 3:
             raise ValueError("canvas_origin_m must be (x, y, z) meters")
         for name in ("tool_length_m", "press_depth_m", "plunge_speed_m_s", "max_joint_speed_rad_s",
-                     "server_timeout_s", "result_margin_s"):  # fmt: skip
+                     "server_timeout_s", "stall_timeout_s"):  # fmt: skip
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")

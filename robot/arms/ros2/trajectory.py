@@ -1,12 +1,20 @@
 """Checked canvas paths -> timed Cartesian waypoints -> joint trajectories (no ROS imports).
 
-One `SafePath` becomes one trajectory: station visits first when the planner asks
-(``clean_before``: the water jar, ``dip_before``: the paint well), then travel at travel height
-above the first waypoint, lower onto it, paint through the waypoints at the path's speed, lift.
+One `SafePath` becomes one trajectory, from where the arm really is (its measured joints): a
+brush below travel height is first lifted straight up, then station visits when the planner asks
+(``clean_before``: the water jar, ``dip_before``: the paint well), travel at travel height above
+the first waypoint, lower onto it, paint through the waypoints at the path's speed, lift.
 Heights are meters above the canvas surface: pressing depth z (0..1) is ``-z * press_depth_m``.
-Every segment lasts at least its Cartesian length over its speed and its largest joint step over
-``max_joint_speed_rad_s``: slowing down is the only change ever made, so a checked path stays
-within its limits.
+
+`joint_trajectory` solves IK along the way (each solution on the branch nearest the previous one,
+so no joint ever turns the long way round), splits a segment wherever the joints' interpolation
+would leave the straight Cartesian line by more than ``MAX_DEVIATION_M``, times every segment
+(at least its Cartesian length over its speed, and slow enough that no joint passes
+``max_joint_speed_rad_s`` anywhere along the interpolated motion), gives every waypoint a joint
+velocity (so the controller's cubic interpolation does not stop at each waypoint), and then
+checks the *swept* motion, sampled between waypoints through forward kinematics, against the
+workspace: inside the reach box, never deeper than the deepest press, pressed only on the paint
+box or at a station. Slowing down is the only change ever made to a checked path.
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot.kinematics import CanvasFrame, SerialChain
-from robot.safety import SafePath, Workspace
+from robot.kinematics import CanvasFrame, SerialChain, UnreachableError
+from robot.safety import SafePath, SafetyError, Workspace
 
 MIN_SEGMENT_S = 0.02  # s, shortest segment sent: controllers sample at 100-1000 Hz
+MAX_DEVIATION_M = 0.0005  # m the swept tip may leave a straight segment before it is split
+SAMPLES_PER_SEGMENT = 8  # samples per segment for the swept-motion checks
+SWEPT_TOLERANCE_M = 1e-4  # m of float slack in the swept-motion checks
 
 
 @dataclass
@@ -37,20 +48,24 @@ class CanvasMotion:
 
 def path_motion(
     sp: SafePath,
-    start_xy: tuple[float, float],
+    start_xyh: tuple[float, ...],
     workspace: Workspace,
     travel_speed_m_s: float,
     plunge_speed_m_s: float,
     press_depth_m: float,
 ) -> CanvasMotion:
-    """Waypoints for one checked path, from the brush lifted above ``start_xy``."""
+    """Waypoints for one checked path, from the brush tip at ``start_xyh`` (canvas x m, y m,
+    height m: where the arm really is; a brush below travel height is lifted straight up
+    first, so it never drags through wet paint)."""
     up = workspace.travel_height_m
-    pts: list[tuple[float, float, float]] = [(start_xy[0], start_xy[1], up)]
+    pts: list[tuple[float, ...]] = [tuple(float(v) for v in start_xyh)]
     speeds: list[float] = []
 
     def move(x: float, y: float, h: float, speed: float) -> None:
         pts.append((x, y, h))
         speeds.append(speed)
+
+    _lift_first(pts, up, plunge_speed_m_s, move)
 
     stations = []
     if sp.clean_before:
@@ -75,7 +90,7 @@ def dab_motion(
     x_m: float,
     y_m: float,
     height_m: float,
-    start_xy: tuple[float, float],
+    start_xyh: tuple[float, ...],
     workspace: Workspace,
     travel_speed_m_s: float,
     plunge_speed_m_s: float,
@@ -83,18 +98,51 @@ def dab_motion(
     dip_station: tuple[float, float] | None = None,
 ) -> CanvasMotion:
     """Waypoints of a brush-height probe: [dip,] travel above (x, y), lower the tip to
-    ``height_m`` above the surface (m, negative: below), lift; from the brush lifted above
-    ``start_xy``."""
+    ``height_m`` above the surface (m, negative: below), lift; from the tip at ``start_xyh``
+    (lifted straight up first when it is below travel height)."""
     up = workspace.travel_height_m
-    pts = [(start_xy[0], start_xy[1], up)]
+    pts: list[tuple[float, ...]] = [tuple(float(v) for v in start_xyh)]
     speeds: list[float] = []
+
+    def move(x: float, y: float, h: float, speed: float) -> None:
+        pts.append((x, y, h))
+        speeds.append(speed)
+
+    _lift_first(pts, up, plunge_speed_m_s, move)
     if dip_station is not None:
         sx, sy = dip_station
-        pts += [(sx, sy, up), (sx, sy, -press_depth_m), (sx, sy, up)]
-        speeds += [travel_speed_m_s, plunge_speed_m_s, plunge_speed_m_s]
-    pts += [(x_m, y_m, up), (x_m, y_m, height_m), (x_m, y_m, up)]
-    speeds += [travel_speed_m_s, plunge_speed_m_s, plunge_speed_m_s]
+        move(sx, sy, up, travel_speed_m_s)
+        move(sx, sy, -press_depth_m, plunge_speed_m_s)
+        move(sx, sy, up, plunge_speed_m_s)
+    move(x_m, y_m, up, travel_speed_m_s)
+    move(x_m, y_m, height_m, plunge_speed_m_s)
+    move(x_m, y_m, up, plunge_speed_m_s)
     return CanvasMotion(np.array(pts, dtype=np.float64), np.array(speeds, dtype=np.float64))
+
+
+def lift_motion(start_xyh: tuple[float, ...], workspace: Workspace, plunge_speed_m_s: float):
+    """Straight up from the tip at ``start_xyh`` to travel height (what a stop does), or None
+    when the brush is already there."""
+    pts: list[tuple[float, ...]] = [tuple(float(v) for v in start_xyh)]
+    speeds: list[float] = []
+
+    def move(x: float, y: float, h: float, speed: float) -> None:
+        pts.append((x, y, h))
+        speeds.append(speed)
+
+    _lift_first(pts, workspace.travel_height_m, plunge_speed_m_s, move)
+    if len(pts) < 2:
+        return None
+    return CanvasMotion(np.array(pts, dtype=np.float64), np.array(speeds, dtype=np.float64))
+
+
+LIFTED_TOLERANCE_M = 0.001  # m below travel height that still counts as lifted
+
+
+def _lift_first(pts: list, up: float, plunge_speed_m_s: float, move) -> None:
+    x, y, h = pts[0]
+    if h < up - LIFTED_TOLERANCE_M:
+        move(x, y, up, plunge_speed_m_s)
 
 
 def canvas_from_base(frame: CanvasFrame, base_xyz: np.ndarray) -> np.ndarray:
@@ -105,27 +153,185 @@ def canvas_from_base(frame: CanvasFrame, base_xyz: np.ndarray) -> np.ndarray:
     return np.stack([b[:, :2] @ ex, b[:, :2] @ ey, b[:, 2]], axis=1)
 
 
+@dataclass
+class TimedJoints:
+    """A joint trajectory ready to send.
+
+    Attributes:
+        q: (M, dof) rad, the waypoints after the start (the start is where the arm is).
+        t: (M,) s from the trajectory's start, strictly increasing.
+        qd: (M, dof) rad/s joint velocity at each waypoint (0 at the last).
+        start: (dof,) rad, the joints the trajectory starts from.
+    """
+
+    q: np.ndarray
+    t: np.ndarray
+    qd: np.ndarray
+    start: np.ndarray
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.t[-1])
+
+
+def hermite(q0, q1, v0, v1, dt: float, s: np.ndarray):
+    """Cubic Hermite between two waypoints (what a joint_trajectory_controller plays when
+    positions and velocities are given). q0, q1, v0, v1: (dof,); s: (S,) in 0..1.
+    Returns positions (S, dof) rad and velocities (S, dof) rad/s."""
+    s = np.asarray(s, dtype=np.float64)[:, None]
+    h00, h10, h01, h11 = (
+        2 * s**3 - 3 * s**2 + 1,
+        s**3 - 2 * s**2 + s,
+        -2 * s**3 + 3 * s**2,
+        s**3 - s**2,
+    )
+    d00, d10, d01, d11 = 6 * s**2 - 6 * s, 3 * s**2 - 4 * s + 1, -6 * s**2 + 6 * s, 3 * s**2 - 2 * s
+    pos = h00 * q0 + h10 * dt * v0 + h01 * q1 + h11 * dt * v1
+    vel = (d00 * q0 + d10 * dt * v0 + d01 * q1 + d11 * dt * v1) / dt
+    return pos, vel
+
+
+def waypoint_velocities(q: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """(M+1, dof) joint velocities at the start and every waypoint of (M+1, dof) positions
+    with (M,) segment durations: 0 at both ends and where a joint turns back; elsewhere the
+    smaller of the two neighbouring segments' speeds (so the cubic never overshoots)."""
+    secant = np.diff(q, axis=0) / dt[:, None]  # (M, dof)
+    v = np.zeros_like(q)
+    a, b = secant[:-1], secant[1:]
+    same = np.sign(a) * np.sign(b) > 0
+    v[1:-1] = np.where(same, np.sign(a) * np.minimum(np.abs(a), np.abs(b)), 0.0)
+    return v
+
+
 def joint_trajectory(
     chain: SerialChain,
     frame: CanvasFrame,
     motion: CanvasMotion,
     seed: np.ndarray,
     max_joint_speed_rad_s: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Joints and times for a motion, starting from joints ``seed``.
+    workspace: Workspace | None = None,
+    deepest_m: float | None = None,
+) -> TimedJoints:
+    """Joints, times and velocities for a motion, starting from joints ``seed`` (where the arm
+    is; ``motion.xyh[0]`` should be its tip).
 
-    Returns:
-        (q, t): (N-1, dof) joint positions (rad) of waypoints 1.. (waypoint 0 is where the arm
-        already is) and (N-1,) seconds from the trajectory's start, strictly increasing.
+    Args:
+        workspace, deepest_m: when given, the swept motion is checked (reach box; never lower
+            than ``-deepest_m``; pressed only on the paint box or at a station).
     Raises:
         robot.kinematics.UnreachableError: some waypoint has no IK solution (nothing sent).
+        robot.safety.SafetyError: the swept motion leaves the workspace (nothing sent).
     """
-    base = frame.to_base(motion.xyh[:, :2], motion.xyh[:, 2])  # (N, 3) m
-    q = chain.ik_path(base[1:], seed=seed)  # (N-1, dof) rad
-    prev = np.vstack([np.asarray(seed, dtype=np.float64)[None], q[:-1]])  # (N-1, dof)
-    dist = np.linalg.norm(np.diff(motion.xyh, axis=0), axis=1)  # (N-1,) m
-    joint_step = np.abs(q - prev).max(axis=1)  # (N-1,) rad
+    seed = np.asarray(seed, dtype=np.float64)
+    start = canvas_from_base(frame, chain.fk(seed)[:3, 3])[0]  # the tip, where it really is
+    if workspace is not None:
+        approach = not workspace.in_reach(start[0], start[1])
+    else:
+        approach = float(np.linalg.norm(start - motion.xyh[0])) > 0.01
+    motion = CanvasMotion(np.vstack([start[None], motion.xyh[1:]]), motion.speed)
+    xyh, speed, q = _refine(
+        chain, frame, motion, seed, approach
+    )  # (N, 3), (N-1,), (N, dof) with start
+    dist = np.linalg.norm(np.diff(xyh, axis=0), axis=1)  # (N-1,) m
+    step = np.abs(np.diff(q, axis=0)).max(axis=1)  # (N-1,) rad
     dt = np.maximum.reduce(
-        [dist / motion.speed, joint_step / max_joint_speed_rad_s, np.full(len(q), MIN_SEGMENT_S)]
+        [dist / speed, step / max_joint_speed_rad_s, np.full(len(dist), MIN_SEGMENT_S)]
     )
-    return q, np.cumsum(dt)
+    for _ in range(6):  # the cubic's peak joint speed can pass the secant's: stretch those
+        qd = waypoint_velocities(q, dt)
+        peak = np.array([
+            np.abs(hermite(q[k], q[k + 1], qd[k], qd[k + 1], dt[k], _S)[1]).max()
+            for k in range(len(dt))
+        ])  # fmt: skip
+        over = peak > max_joint_speed_rad_s
+        if not over.any():
+            break
+        dt = np.where(over, dt * peak / max_joint_speed_rad_s * 1.001, dt)
+    else:
+        qd = np.zeros_like(q)  # stop at every waypoint: peak = 1.5 x the secant speed
+        dt = np.maximum(dt, 1.5 * step / max_joint_speed_rad_s)
+    traj = TimedJoints(q=q[1:], t=np.cumsum(dt), qd=qd[1:], start=seed)
+    if workspace is not None:
+        check_swept(traj, chain, frame, xyh, workspace, deepest_m or 0.0)
+    return traj
+
+
+_S = np.linspace(0.0, 1.0, SAMPLES_PER_SEGMENT + 1)
+
+
+def sample_swept(traj: TimedJoints, chain: SerialChain, frame: CanvasFrame) -> np.ndarray:
+    """(M, SAMPLES_PER_SEGMENT + 1, 3) canvas x, y, height of the tip along every segment."""
+    q = np.vstack([traj.start[None], traj.q])
+    qd = np.vstack([np.zeros((1, q.shape[1])), traj.qd])
+    dt = np.diff(np.concatenate([[0.0], traj.t]))
+    out = []
+    for k in range(len(dt)):
+        pos, _ = hermite(q[k], q[k + 1], qd[k], qd[k + 1], dt[k], _S)
+        out.append(canvas_from_base(frame, np.array([chain.fk(p)[:3, 3] for p in pos])))
+    return np.array(out)
+
+
+def check_swept(traj, chain, frame, xyh, workspace: Workspace, deepest_m: float) -> None:
+    """Raise `SafetyError` naming the segment where the swept tip leaves the workspace.
+
+    A segment that starts or ends outside the reach box (the approach from a rest pose, or
+    going home) may leave it, but only at travel height or above."""
+    swept = sample_swept(traj, chain, frame)  # (M, S, 3)
+    tol, up = SWEPT_TOLERANCE_M, workspace.travel_height_m
+    x0, y0, x1, y1 = workspace.paint_box
+    stations = np.array([*workspace.paint_stations, workspace.water_station])
+    for k, seg in enumerate(swept):
+        approach = not workspace.in_reach(*xyh[k, :2]) or not workspace.in_reach(*xyh[k + 1, :2])
+        for x, y, h in seg:
+            where = f"segment {k} at (x={x:.4f} m, y={y:.4f} m, height={h * 1000:+.1f} mm)"
+            if h < -deepest_m - tol:
+                raise SafetyError(f"{where}: the brush would press deeper than "
+                                  f"{deepest_m * 1000:.1f} mm")  # fmt: skip
+            if approach:
+                if h < up - LIFTED_TOLERANCE_M:
+                    raise SafetyError(f"{where}: a move from or to outside the reach box would "
+                                      "pass below travel height")  # fmt: skip
+                continue
+            r = workspace.reach_margin_m
+            if not (-r - tol <= x <= workspace.canvas_width_m + r + tol
+                    and -r - tol <= y <= workspace.canvas_height_m + r + tol):  # fmt: skip
+                raise SafetyError(f"{where}: the swept brush leaves the reach box "
+                                  f"(Workspace.reach_margin_m={r} m)")  # fmt: skip
+            if h < -tol:
+                on_box = x0 - tol <= x <= x1 + tol and y0 - tol <= y <= y1 + tol
+                at_station = np.hypot(*(stations - [x, y]).T).min() < 0.002
+                if not (on_box or at_station):
+                    raise SafetyError(f"{where}: pressed outside the paint box")
+
+
+def _refine(chain, frame, motion: CanvasMotion, seed: np.ndarray, approach: bool):
+    """IK for every waypoint; splits segments (Cartesian midpoints) whose joint interpolation
+    leaves the straight line by more than MAX_DEVIATION_M (except an ``approach`` first segment,
+    a joint move from outside the reach box). Returns (xyh, speed, q) with the start in q."""
+    xyh, speed = [motion.xyh[0]], []
+    qs = [seed]
+    for k in range(1, len(motion.xyh)):
+        _split(chain, frame, motion.xyh[k - 1], motion.xyh[k], float(motion.speed[k - 1]),
+               xyh, speed, qs, depth=0, approach=approach and k == 1)  # fmt: skip
+    return np.array(xyh), np.array(speed), np.array(qs)
+
+
+def _split(chain, frame, a, b, speed, xyh, speeds, qs, depth: int, approach: bool) -> None:
+    qa = qs[-1]
+    try:
+        qb = chain.ik(frame.to_base(b[None, :2], b[2])[0], seed=qa)
+    except UnreachableError as e:
+        raise UnreachableError(f"waypoint ({b[0]:.4f}, {b[1]:.4f}, {b[2]:.4f}) m: {e}") from None
+    if depth < 8 and not approach:
+        s = np.array([0.25, 0.5, 0.75])
+        mid = qa + s[:, None] * (qb - qa)  # (3, dof) linear in joints
+        tip = canvas_from_base(frame, np.array([chain.fk(m)[:3, 3] for m in mid]))
+        line = a + s[:, None] * (b - a)
+        if np.linalg.norm(tip - line, axis=1).max() > MAX_DEVIATION_M:
+            m = 0.5 * (a + b)
+            _split(chain, frame, a, m, speed, xyh, speeds, qs, depth + 1, False)
+            _split(chain, frame, m, b, speed, xyh, speeds, qs, depth + 1, False)
+            return
+    xyh.append(np.asarray(b, dtype=np.float64))
+    speeds.append(speed)
+    qs.append(qb)
