@@ -242,3 +242,221 @@ def test_unsafe_plans_never_reach_the_action_server(spawn, client, tmp_path):
     dt = np.array([r["dt"] for r in points])
     speed = np.abs(np.diff(q, axis=0)).max(axis=1) / dt[1:]
     assert speed.max() <= cfg.max_joint_speed_rad_s * 1.05
+
+
+# ---- faults of the ros2 driver against a controller that behaves like joint_trajectory_controller
+
+
+def sim_arm(spawn, tmp_path, *args: str, speed_factor: float = 0) -> Path:
+    """Start the simulated controller; returns its log path."""
+    log = tmp_path / "points.jsonl"
+    spawn("robot.ros.sim_arm_node", *SIM_ARGS, f"--speed-factor={speed_factor}", f"--log={log}",
+          *args)  # fmt: skip
+    return log
+
+
+def events(log: Path, *kinds: str) -> list[dict]:
+    return [r for r in read_log(log) if r["event"] in kinds]
+
+
+def wait_until(condition, timeout_s: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_colour_changes_never_swing_the_brush_out_of_the_workspace(spawn, client, tmp_path):
+    """Canvas <-> paint-well trips cross pan = +-pi: the base must take the short way, and the
+    swept motion (100 Hz states, not just waypoints) stays in the reach box."""
+    from action_msgs.msg import GoalStatus
+
+    from robot.safety import Workspace
+
+    log = sim_arm(spawn, tmp_path)
+    spawn("robot.ros.painter_node", "--arm.type=ros2", "--arm.server_timeout_s=20")
+    plan = make_plan(8, seed=5)
+    plan.dip_every = 2  # a paint-well trip every second stroke
+    status, result, _, _ = execute_plan(client, plan.to_json())
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.report_json
+    assert events(log, "rejected", "aborted") == []
+    states = events(log, "state")
+    ws = Workspace()
+    first_in_reach = next(i for i, r in enumerate(states) if ws.in_reach(*r["canvas"][:2]))
+    swept = np.array([r["canvas"] for r in states[first_in_reach:]])
+    assert all(ws.in_reach(x, y) for x, y in swept[:, :2])  # once there, it never leaves
+    pan = np.array([r["q"][0] for r in states[first_in_reach:]])
+    assert np.abs(np.diff(pan)).sum() < 8.0  # rad; one long-way trip alone is about 6
+
+
+def test_a_cancel_right_after_the_plan_is_accepted_stops_before_anything_moves(
+    spawn, client, tmp_path
+):
+    from action_msgs.msg import GoalStatus
+
+    log = sim_arm(spawn, tmp_path)
+    spawn("robot.ros.painter_node", "--arm.type=ros2", "--arm.server_timeout_s=20")
+    status, result, _, _ = execute_plan(client, make_plan(12, 6).to_json(), lambda _fb: True)
+    assert status == GoalStatus.STATUS_CANCELED
+    report = json.loads(result.report_json)
+    assert not result.completed and report["strokes_done"] == 0
+    assert events(log, "point") == []  # the arm never moved
+
+
+def call_trigger(node, name: str):
+    from std_srvs.srv import Trigger
+
+    cli = node.create_client(Trigger, name)
+    assert cli.wait_for_service(timeout_sec=20), name
+    return wait_future(cli.call_async(Trigger.Request()), 20)
+
+
+def test_latched_emergency_stop_lifts_refuses_goals_until_reset_then_resumes(
+    spawn, client, tmp_path
+):
+    """E-stop while painting: the brush is lifted (no drag through wet paint), new goals are
+    refused until reset, and a resume from the reported position finishes the plan without
+    repainting; feedback and results number strokes in the plan."""
+    from action_msgs.msg import GoalStatus
+    from cofrida_interfaces.action import ExecutePlan
+    from rclpy.action import ActionClient
+
+    from robot.safety import Workspace
+
+    ws = Workspace()
+    log = sim_arm(spawn, tmp_path, speed_factor=2)
+    spawn("robot.ros.painter_node", "--arm.type=ros2", "--arm.server_timeout_s=20")
+    plan = make_plan(3, 7)
+    ac = ActionClient(client, ExecutePlan, "/painter/execute_plan")
+    assert ac.wait_for_server(timeout_sec=20)
+    handle = wait_future(ac.send_goal_async(ExecutePlan.Goal(plan_json=plan.to_json())), 20)
+    assert handle.accepted
+    result_future = handle.get_result_async()
+    x0, y0, x1, y1 = ws.paint_box
+    on_canvas = lambda x, y, h: h < -1e-3 and x0 <= x <= x1 and y0 <= y <= y1  # noqa: E731
+    pressed = lambda: any(on_canvas(*r["canvas"]) for r in events(log, "state")[-5:])  # noqa: E731
+    wait_until(pressed, what="the brush pressed on the canvas")
+    assert call_trigger(client, "/painter/emergency_stop").success
+    res = wait_future(result_future, 60)
+    assert res.status == GoalStatus.STATUS_ABORTED
+    body = json.loads(res.result.report_json)
+    assert not res.result.completed and body["fault"]
+    last = events(log, "state")[-1]["canvas"]  # where the last motion (the lift) ended
+    assert last[2] >= ws.travel_height_m - 1e-3, last  # lifted straight up
+    refused = wait_future(ac.send_goal_async(ExecutePlan.Goal(plan_json=plan.to_json())), 20)
+    assert not refused.accepted  # latched
+    assert call_trigger(client, "/painter/reset_emergency_stop").success
+    n_before = len(read_log(log))
+    feedbacks = []
+    goal = ExecutePlan.Goal(plan_json=plan.to_json(), start=body["next_start"])
+    handle = wait_future(
+        ac.send_goal_async(goal, feedback_callback=lambda f: feedbacks.append(
+            (f.feedback.strokes_done, f.feedback.strokes_total))),
+        20,
+    )  # fmt: skip
+    res = wait_future(handle.get_result_async(), 120)
+    assert res.status == GoalStatus.STATUS_SUCCEEDED, res.result.report_json
+    done = json.loads(res.result.report_json)
+    assert done["start"] == body["next_start"] and done["strokes_done"] == 3
+    assert feedbacks[0] == (body["next_start"] + 1, 3) and feedbacks[-1] == (3, 3)
+    resumed = [r for r in read_log(log)[n_before:] if r["event"] == "state"]
+    xy0 = np.array(last[:2])
+    for r in resumed:  # before it travels away, the brush stays well clear of the paint
+        if np.linalg.norm(np.array(r["canvas"][:2]) - xy0) > 0.002:
+            break
+        assert r["canvas"][2] >= ws.travel_height_m / 2
+
+
+@pytest.fixture
+def arm_against(spawn, tmp_path, ros_env):
+    """arm_against(*sim_args, speed_factor=0, **config): a connected ros2 arm driving a
+    fresh simulated controller; returns (arm, log). Disconnected when the test ends."""
+    from robot.arms import make_arm
+    from robot.arms.ros2 import Ros2ArmConfig
+
+    arms = []
+
+    def make(*args: str, speed_factor: float = 0, **config):
+        log = sim_arm(spawn, tmp_path, *args, speed_factor=speed_factor)
+        arm = make_arm(Ros2ArmConfig(server_timeout_s=20, **config))
+        arm.connect()
+        arms.append(arm)
+        return arm, log
+
+    yield make
+    for arm in arms:
+        arm.disconnect()
+
+
+def test_a_trajectory_cancelled_by_someone_else_is_not_counted_as_done(arm_against, client):
+    from action_msgs.srv import CancelGoal
+
+    from tests.robot.paths import stroke_paths
+
+    arm, log = arm_against(speed_factor=1)
+    out = {}
+    job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(stroke_paths(3))))
+    job.start()
+    wait_until(lambda: len(events(log, "point")) >= 2, what="painting to start")
+    cancel = client.create_client(
+        CancelGoal, "/joint_trajectory_controller/follow_joint_trajectory/_action/cancel_goal"
+    )
+    assert cancel.wait_for_service(timeout_sec=20)
+    wait_future(cancel.call_async(CancelGoal.Request()), 20)  # zero goal id: cancel all
+    job.join(60)
+    report = out["r"]
+    assert not report.completed and report.paths_done < 3
+    assert "cancelled by someone else" in report.fault
+
+
+def test_a_stalled_controller_is_cancelled_and_a_slowed_one_is_waited_for(arm_against):
+    from tests.robot.paths import stroke_paths
+
+    arm, log = arm_against("--speed-scaling=0", stall_timeout_s=1.5)  # speed slider at 0
+    t0 = time.monotonic()
+    report = arm.execute(stroke_paths(1))
+    assert not report.completed and "no progress" in report.fault
+    assert time.monotonic() - t0 < 15
+    wait_until(lambda: events(log, "canceled"), 10, "the goal to be cancelled")  # arm stopped
+
+
+def test_a_speed_scaled_controller_finishes_without_a_timeout(arm_against):
+    from tests.robot.paths import stroke_paths
+
+    arm, log = arm_against("--speed-scaling=0.4", speed_factor=8, stall_timeout_s=1.5)
+    report = arm.execute(stroke_paths(2))
+    assert report.completed, report.summary()
+    assert events(log, "canceled", "aborted", "rejected") == []
+
+
+def test_the_first_move_starts_from_where_the_arm_really_is(arm_against):
+    """The arm starts over the canvas, not at the ready pose: the first segment must be timed
+    from there (the controller refuses joint speeds over the limit)."""
+    from robot.arms.ros2 import Ros2ArmConfig
+    from tests.robot.paths import stroke_paths
+
+    cfg = Ros2ArmConfig()
+    over = cfg.serial_chain.ik(cfg.canvas_frame.to_base(np.array([[0.2, 0.15]]), 0.0)[0])
+    arm, log = arm_against("--initial-joints=" + ",".join(f"{v:.6f}" for v in over))
+    np.testing.assert_allclose(arm.measured_joints(), over, atol=1e-6)
+    report = arm.execute(stroke_paths(2))
+    assert report.completed, report.summary()
+    assert events(log, "rejected") == []
+    first = events(log, "state")[:20]  # lifted straight up first: no sideways drag
+    xy = np.array([r["canvas"][:2] for r in first if r["canvas"][2] < 0.019])
+    assert np.abs(xy - [0.2, 0.15]).max() < 1e-3
+
+
+def test_an_obstruction_abort_is_a_fault_the_brush_lifts_and_the_job_resumes(arm_against):
+    from robot.safety import Workspace
+    from tests.robot.paths import stroke_paths
+
+    arm, log = arm_against("--abort-at-s=4.0")
+    paths = stroke_paths(3)
+    report = arm.execute(paths)
+    assert not report.completed and report.resumable
+    assert "aborted" in report.fault and "error -4" in report.fault  # PATH_TOLERANCE_VIOLATED
+    assert events(log, "aborted")
+    assert arm.tip(arm.measured_joints())[2] >= Workspace().travel_height_m - 1e-3  # lifted
+    rest = arm.execute(paths[report.paths_done :])
+    assert rest.completed, rest.summary()
