@@ -61,9 +61,11 @@ def plan_to_gcode(plan: Plan, config: GcodeConfig | None = None) -> str:
     """The plan as GRBL G-code text (one command per line, ``;`` comments).
 
     Raises:
-        ValueError: when stations are configured but fewer than the palette's paints.
+        ValueError: when stations are configured but fewer than the palette's paints, or a
+            stroke is outside the brush's ranges (e.g. pressure 50: 100 mm into the table).
     """
     cfg = config or GcodeConfig()
+    plan.strokes.check_ranges(plan.brush, "plan_to_gcode")  # again: strokes may have changed
     stations = cfg.paint_stations_mm
     if stations is not None and len(stations) < len(plan.palette):
         raise ValueError(

@@ -33,7 +33,8 @@ class Plan:
 
     Args:
         canvas: the canvas the strokes are in meters of.
-        brush: the brush (its ranges bound every stroke).
+        brush: the brush (its ranges bound every stroke: a stroke outside them, e.g. pressure
+            50 or a negative length, raises ValueError naming it, when built or loaded).
         palette: the robot's paints; every stroke's colour is one of them.
         strokes: N snapped strokes (`palette_index` set, colour == palette colour).
         order: painting order, a permutation of range(N).
@@ -63,6 +64,9 @@ class Plan:
             raise ValueError(f"Plan.order must be a permutation of range({n})")
         if not (isinstance(self.dip_every, int) and self.dip_every >= 1):
             raise ValueError(f"Plan.dip_every must be an integer >= 1, got {self.dip_every!r}")
+        self.strokes.check_ranges(self.brush, "Plan.strokes")  # nothing impossible is sent
+        if not 0 <= self.margin_m < min(self.canvas.width_m, self.canvas.height_m) / 2:
+            raise ValueError(f"Plan.margin_m={self.margin_m!r} leaves no canvas to paint on")
 
     def __len__(self) -> int:
         return len(self.strokes)

@@ -202,6 +202,11 @@ def _check_one(i, path, ws: Workspace, lim: MotionLimits, clip: bool, default_sp
     if not isinstance(path, BrushPath):
         raise ValueError(f"path {i}: expected a BrushPath, got {type(path).__name__}")
     pts = path.points.detach().to("cpu").double().numpy().copy()  # (K, 3)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 2:
+        raise SafetyError(f"path {i}: points must be (K >= 2, 3), got {tuple(pts.shape)}")
+    if not np.isfinite(pts).all():
+        k = int(np.flatnonzero(~np.isfinite(pts).all(axis=1))[0])
+        raise SafetyError(f"path {i}, waypoint {k}: {pts[k].tolist()} is not a finite position")
     clipped: list[str] = []
     x0, y0, x1, y1 = ws.paint_box
     lo, hi = np.array([x0, y0, 0.0]), np.array([x1, y1, ws.max_press])

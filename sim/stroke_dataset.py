@@ -27,6 +27,9 @@ import torch
 
 from sim.stroke_model import StrokeFrame
 
+MAX_STROKE_LENGTH_M = 1.0  # m: no brush stroke on a robot's canvas is longer; a recorded length
+# (or bend) beyond it is a unit or recording error, and fitting to it gives a useless model
+
 
 @dataclass
 class StrokeDataset:
@@ -109,7 +112,7 @@ def save_stroke_dataset(
         tuple(float(v) for v in np.asarray(start_xy_px).reshape(2)),
         capture_file.astype(np.int64),
     )  # fmt: skip
-    _validate(data, str(path))
+    validate_stroke_dataset(data, str(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -140,11 +143,13 @@ def load_stroke_dataset(path: str | Path) -> StrokeDataset:
             z["capture_file"].astype(np.int64) if "capture_file" in z.files
             else np.zeros(n, np.int64),
         )  # fmt: skip
-    _validate(data, str(path))
+    validate_stroke_dataset(data, str(path))
     return data
 
 
-def _validate(data: StrokeDataset, where: str) -> None:
+def validate_stroke_dataset(data: StrokeDataset, where: str = "stroke dataset") -> None:
+    """Raise ValueError naming the problem: shapes, non-finite values, and parameters no brush
+    can paint (length outside (0, MAX_STROKE_LENGTH_M], |bend| over it, pressure outside 0..1)."""
     i, p = data.intensity, data.params
     if i.ndim != 3 or i.dtype != np.uint8 or min(i.shape) < 1:
         raise ValueError(f"{where}: intensity must be (N, H, W) uint8, got {i.shape} {i.dtype}")
@@ -153,6 +158,18 @@ def _validate(data: StrokeDataset, where: str) -> None:
     bad = np.flatnonzero(~np.isfinite(p).all(1))
     if len(bad):
         raise ValueError(f"{where}: params of stroke {int(bad[0])} are not finite")
+    for col, name, bad, allowed in (
+        (0, "length", (p[:, 0] <= 0) | (p[:, 0] > MAX_STROKE_LENGTH_M),
+         f"(0, {MAX_STROKE_LENGTH_M}] m"),
+        (1, "bend", np.abs(p[:, 1]) > MAX_STROKE_LENGTH_M, f"|bend| <= {MAX_STROKE_LENGTH_M} m"),
+        (2, "z (pressure)", (p[:, 2] < 0) | (p[:, 2] > 1), "0..1"),
+    ):  # fmt: skip
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{where}: stroke {k} has {name}={float(p[k, col])!r}, not a stroke a brush can "
+                f"paint ({allowed}); {int(bad.sum())} such strokes"
+            )
     if not (np.isfinite(data.meters_per_pixel) and data.meters_per_pixel > 0):
         raise ValueError(f"{where}: meters_per_pixel must be > 0")
     if data.capture_file.shape != (i.shape[0],):

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from sim.brush import Brush
 from sim.gap_report import INK_THRESHOLD, gap_report, ink_darkness, predict_darkness
-from sim.stroke_dataset import StrokeDataset
+from sim.stroke_dataset import StrokeDataset, validate_stroke_dataset
 from sim.stroke_model import AnalyticStrokeModel, LearnedStrokeModel, StrokeFrame
 
 
@@ -190,6 +190,7 @@ def fit_stroke_model(
     Returns:
         `FitResult` with the model (on CPU, eval mode) and a JSON-able report.
     """
+    validate_stroke_dataset(data, "fit_stroke_model data")  # impossible strokes: no model
     cfg = config or FitConfig()
     torch.manual_seed(cfg.seed)
     t_start = time.perf_counter()

@@ -385,4 +385,9 @@ def load_stroke_model(directory: str | Path) -> StrokeModel:
     weights = directory / "model.safetensors"
     if weights.is_file():
         model.load_state_dict(load_file(str(weights)))
+    elif len(model.state_dict()):  # a learned model without its weights would paint untrained
+        raise FileNotFoundError(
+            f"stroke model at {directory} has no {weights.name}: its {kind} model's weights are "
+            "missing (copy the whole folder, or calibrate again)"
+        )
     return model

@@ -186,6 +186,39 @@ class Strokes:
             palette_index=self.palette_index,
         )
 
+    def check_ranges(self, brush: Brush, what: str = "Strokes") -> Strokes:
+        """Raise ValueError naming the stroke, field and value when a stroke is outside what
+        ``brush`` can physically paint: length outside min..max_length_m, |bend| over the
+        brush's limit for that length (`clamp`), pressure outside 0..1, colour outside 0..1.
+        Float32 rounding (1e-5 relative) is allowed. Returns self."""
+        tol = 1e-5
+        length = self.length.detach().double()
+        lo, hi = brush.min_length_m, brush.max_length_m
+        max_bend = torch.clamp(
+            length / 3 * math.tan(math.radians(brush.max_angle_deg)), max=brush.max_bend_m
+        )
+        checks = (
+            ("length", length, (length < lo * (1 - tol)) | (length > hi * (1 + tol)),
+             f"{lo}..{hi} m (Brush {brush.name!r} min_length_m..max_length_m)"),
+            ("bend", self.bend.detach().double(),
+             self.bend.detach().double().abs() > max_bend * (1 + tol) + 1e-9,
+             f"|bend| <= {brush.max_bend_m} m and <= length/3*tan({brush.max_angle_deg} deg)"),
+            ("pressure", self.pressure.detach().double(),
+             (self.pressure < -tol) | (self.pressure > 1 + tol), "0..1"),
+            ("color", self.color.detach().double(),
+             ((self.color < -tol) | (self.color > 1 + tol)).any(1), "0..1"),
+        )  # fmt: skip
+        for name, value, bad, allowed in checks:
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0, 0])
+                v = value[i].tolist()
+                v = [float(f"{c:.4g}") for c in v] if isinstance(v, list) else float(f"{v:.4g}")
+                raise ValueError(
+                    f"{what}: stroke {i} has {name}={v} outside what the brush can paint "
+                    f"({allowed})"
+                )
+        return self
+
     # ---- JSON -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = {name: getattr(self, name).detach().cpu().tolist() for name in _SHAPES}

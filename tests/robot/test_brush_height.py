@@ -122,9 +122,10 @@ def test_ros2_dab_and_the_calibrated_surface_in_the_base_frame():
     arm = make_arm(Ros2ArmConfig())  # not connected: kinematics only
     arm.brush_height = BrushHeight(0.002, 0.0005, press_depth_m=0.005)
     assert arm.frame.origin_m[2] == pytest.approx(0.022) and arm.press_depth_m == 0.005
-    motion = dab_motion(0.1, 0.08, -0.001, (0.0, 0.0), arm.config.workspace, 0.2, 0.02, 0.005)
-    q, _ = joint_trajectory(arm.chain, arm.frame, motion, arm.joints, 1.0)
-    lowest = arm.chain.fk(q[int(np.argmin(motion.xyh[1:, 2]))])[:3, 3]
+    motion = dab_motion(0.1, 0.08, -0.001, (0.0, 0.0, 0.02), arm.config.workspace, 0.2, 0.02, 0.005)
+    q = joint_trajectory(arm.chain, arm.frame, motion, arm.joints, 1.0).q
+    tips = np.array([arm.tip(qk) for qk in q])
+    lowest = arm.chain.fk(q[int(np.argmin(tips[:, 2]))])[:3, 3]
     np.testing.assert_allclose(lowest, arm.frame.to_base([[0.1, 0.08]], -0.001)[0], atol=1e-5)
 
 
