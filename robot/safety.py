@@ -9,8 +9,12 @@ lowered until both the speed and the acceleration limits hold. `check_dab` does 
 one vertical brush-height probe (`robot.arms.Arm.dab`): inside the paint box, never deeper than
 ``Workspace.probe_floor_m``.
 
-Speed: a path moves at ``path.meta["speed_m_s"]`` if the planner set it, else at the arm's
-paint speed. Acceleration is estimated at every waypoint as the change of the velocity vector
+Speed (time-parametrisation happens here, at the arm boundary, for every caller): a path with
+no requested speed (no ``path.meta["speed_m_s"]``) moves at the arm's paint speed, lowered
+where its corners need it until the corner acceleration is within 90 % of
+``MotionLimits.max_accel_m_s2``: it is never refused for its speed. A speed the caller asked for
+is checked as it is: over the speed or acceleration limit it is refused (or, with "clip",
+lowered). Acceleration is estimated at every waypoint as the change of the velocity vector
 (constant speed along the polyline) over the mean duration of the two segments that meet there.
 """
 
@@ -178,7 +182,8 @@ def check_paths(
         workspace: where the brush may go.
         limits: speed and acceleration limits.
         on_violation: "refuse" (raise on the first violation) or "clip".
-        default_speed_m_s: tip speed for paths without ``meta["speed_m_s"]``.
+        default_speed_m_s: tip speed for paths without ``meta["speed_m_s"]`` (lowered at tight
+            corners, see the module docstring).
     Returns:
         One `SafePath` per input path, same order.
     Raises:
@@ -192,6 +197,8 @@ def check_paths(
         for i, p in enumerate(paths)
     ]
 
+
+CORNER_ROOM = 0.9  # a path without a requested speed is slowed to 90 % of the acceleration limit
 
 # Points this close outside the box are float rounding (planners work in float32), not motion:
 # they are put on the boundary and not reported. 1 micrometre is far below any arm's precision.
@@ -225,7 +232,13 @@ def _check_one(i, path, ws: Workspace, lim: MotionLimits, clip: bool, default_sp
             )
         pts = np.clip(pts, lo, hi)
         clipped.append("position")
-    speed = float(path.meta.get("speed_m_s", default_speed))
+    if "speed_m_s" not in path.meta:  # no speed asked for: the arm times it (never refused)
+        speed = min(float(default_speed), lim.max_speed_m_s)
+        accel, _ = peak_accel(pts, speed)
+        if accel > CORNER_ROOM * lim.max_accel_m_s2:  # slowed for its corners, a ~ speed^2
+            speed *= math.sqrt(CORNER_ROOM * lim.max_accel_m_s2 / accel)
+        return _safe_path(i, path, pts, speed, clipped)
+    speed = float(path.meta["speed_m_s"])
     if not (math.isfinite(speed) and speed > 0):
         if not clip:
             raise SafetyError(f"path {i}: meta speed_m_s={speed!r} is not a positive speed")
@@ -247,6 +260,10 @@ def _check_one(i, path, ws: Workspace, lim: MotionLimits, clip: bool, default_sp
             )
         speed *= math.sqrt(lim.max_accel_m_s2 / accel) * (1 - 1e-6)  # a grows with speed^2
         clipped.append("acceleration")
+    return _safe_path(i, path, pts, speed, clipped)
+
+
+def _safe_path(i: int, path: BrushPath, pts: np.ndarray, speed: float, clipped: list) -> SafePath:
     return SafePath(
         index=i,
         points=pts,

@@ -46,7 +46,6 @@ from cofrida.session.inputs import (
 from cofrida.session.store import SessionStore, TurnRecord
 from planner import Plan, Planner, PlanReport, keep_mask
 from robot.arms.arm import Arm, ExecutionReport
-from robot.safety import corner_safe_speed
 from sim.brush import Brush
 from sim.brush_path import BrushPath
 from sim.physical_brush import PhysicalBrush
@@ -280,16 +279,9 @@ class Session:
         return plan, report
 
     def _arm_paths(self, plan: Plan, start: int) -> list[BrushPath]:
-        """The plan's paths from `start`, each at the arm's paint speed lowered where a tightly
-        bent stroke's corners need it (the arm's acceleration limit), as a controller would."""
-        cfg = self.arm.config
-        paths = plan.paths(start=start)
-        for path in paths:
-            if "speed_m_s" not in path.meta:
-                path.meta["speed_m_s"] = corner_safe_speed(
-                    path, cfg.paint_speed_m_s, cfg.limits.max_accel_m_s2
-                )
-        return paths
+        """The plan's paths from `start`, without a speed: the arm's safety check times them
+        (its paint speed, lowered where a tightly bent stroke's corners need it)."""
+        return plan.paths(start=start)
 
     def execute(self, on_progress=None, should_stop=None) -> ExecutionReport:
         """Paint the plan's strokes not yet painted; each one is recorded as it finishes.

@@ -20,7 +20,7 @@ def test_refusal_names_path_waypoint_and_limit():
         check_paths([good, bad], WS, LIM)
     with pytest.raises(SafetyError, match=r"path 0: speed 1 m/s exceeds .*max_speed_m_s=0.15"):
         check_paths([path([[0.05, 0.05, 0.5], [0.06, 0.05, 0.5]], speed_m_s=1.0)], WS, LIM)
-    zigzag = path([[0.05, 0.05, 0.5], [0.051, 0.05, 0.5], [0.05, 0.05, 0.5]])
+    zigzag = path([[0.05, 0.05, 0.5], [0.051, 0.05, 0.5], [0.05, 0.05, 0.5]], speed_m_s=0.05)
     with pytest.raises(SafetyError, match=r"waypoint 1: corner acceleration .*max_accel_m_s2"):
         check_paths([zigzag], WS, LIM)
 
@@ -34,7 +34,7 @@ def test_clip_returns_exactly_what_may_be_sent():
     assert sp.points[:, 2].min() >= 0 and sp.points[:, 2].max() <= WS.max_press
     assert sp.speed_m_s <= LIM.max_speed_m_s
     assert set(sp.clipped) == {"position", "speed"}
-    zigzag = path([[0.05, 0.05, 0.5], [0.051, 0.05, 0.5], [0.05, 0.05, 0.5]])
+    zigzag = path([[0.05, 0.05, 0.5], [0.051, 0.05, 0.5], [0.05, 0.05, 0.5]], speed_m_s=0.05)
     (sp,) = check_paths([zigzag], WS, LIM, on_violation="clip")
     assert peak_accel(sp.points, sp.speed_m_s)[0] <= LIM.max_accel_m_s2
     assert "acceleration" in sp.clipped
@@ -72,3 +72,18 @@ def test_float32_rounding_at_the_margin_is_not_a_violation():
     beyond[1, 0] += 1e-4  # a tenth of a millimetre is real: refused
     with pytest.raises(SafetyError, match="outside the workspace"):
         check_paths([BrushPath(beyond, torch.zeros(3))], ws, MotionLimits(), "refuse")
+
+
+def test_paths_without_a_speed_are_timed_at_the_arm_boundary_not_refused():
+    """Every caller (the ROS painter, a session, a script) may send planner paths without a
+    speed: tight corners are slowed to the acceleration limit; a requested speed is checked."""
+    zigzag = [[0.05, 0.05, 0.5], [0.051, 0.05, 0.5], [0.05, 0.05, 0.5], [0.06, 0.052, 0.5]]
+    straight = path([[0.05, 0.05, 0.5], [0.1, 0.05, 0.5]])
+    bent, plain = check_paths([path(zigzag), straight], WS, LIM, "refuse", 0.05)
+    assert bent.clipped == () and bent.speed_m_s < 0.05  # slowed, not reported as a violation
+    assert peak_accel(bent.points, bent.speed_m_s)[0] <= 0.9 * LIM.max_accel_m_s2 * (1 + 1e-9)
+    assert plain.speed_m_s == 0.05  # nothing to slow
+    with pytest.raises(SafetyError, match="corner acceleration"):  # asked for: still refused
+        check_paths([path(zigzag, speed_m_s=0.05)], WS, LIM, "refuse", 0.05)
+    (fast,) = check_paths([straight], WS, LIM, "refuse", default_speed_m_s=1.0)
+    assert fast.speed_m_s == LIM.max_speed_m_s  # an arm's paint speed never passes the limit
