@@ -1,7 +1,12 @@
 """Painter node: an ``ExecutePlan`` action that paints a `planner.Plan` with any `robot` Arm.
 
-    python -m robot.ros.painter_node --arm.type=ros2 \\
-        --arm.action=/joint_trajectory_controller/follow_joint_trajectory
+    python -m robot.ros.painter_node --ros-args -p arm.type:=ros2 \\
+        -p arm.action:=/scaled_joint_trajectory_controller/follow_joint_trajectory \\
+        -p arm.canvas_origin_m:=[0.55,0.14,0.02]
+
+The arm's config fields are declared parameters (``ros2 param list /painter``; see
+`robot.ros.params`); ``--arm.<field>=<value>`` flags still set their defaults. Without a
+controller the node exits after ``arm.server_timeout_s`` with a message naming what is missing.
 
 Goal: the plan as JSON (``Plan.to_json()``) and the painting position to start from (a resume).
 Feedback: strokes done / total *in the plan* after every stroke (a resume from position 10 of
@@ -38,21 +43,30 @@ from std_srvs.srv import Trigger
 
 from planner.plan import Plan
 from robot.arms import Arm, arm_config_class, make_arm
-from robot.cli_config import build_config, split_options
+from robot.cli_config import split_options
 from robot.errors import DeviceConnectionError, RobotError
+from robot.ros.params import declare_and_build
 
 STOP_REPEAT_S = 0.05  # s between repeated arm.stop() calls while a cancelled job winds down
 
 
 class PainterNode(Node):
-    """Serves ``~/execute_plan`` and ``~/emergency_stop`` for one connected arm.
+    """Serves ``~/execute_plan``, ``~/emergency_stop`` and ``~/reset_emergency_stop`` for one
+    connected arm.
 
     Args:
-        arm: a connected `robot.arms.Arm`; the node does not own its connection.
+        arm: a connected `robot.arms.Arm` (the node does not own its connection), or None: the
+            node declares ``arm.*`` parameters (defaults ``arm_options``, raw ``--arm.*`` flag
+            values), builds the arm from them and connects it (raises `DeviceConnectionError`
+            when the controller does not answer in ``arm.server_timeout_s``).
     """
 
-    def __init__(self, arm: Arm) -> None:
+    def __init__(self, arm: Arm | None = None, arm_options: dict[str, str] | None = None) -> None:
         super().__init__("painter")
+        if arm is None:  # from declared parameters (arm.*); connects, waiting for the controller
+            config = declare_and_build(self, "arm", arm_options or {}, arm_config_class, "ros2")
+            arm = make_arm(config)
+            arm.connect()
         self.arm = arm
         self._busy = threading.Lock()
         self._estop = threading.Event()
@@ -181,16 +195,13 @@ def main(args: list[str] | None = None) -> None:
     argv = remove_ros_args(["painter_node", *(sys.argv[1:] if args is None else args)])[1:]
     options, rest = split_options(argv, ["arm"])
     argparse.ArgumentParser(prog="python -m robot.ros.painter_node").parse_args(rest)
-    config = build_config("arm", options["arm"], arm_config_class, "ros2")
     rclpy.init(args=args)
-    arm = make_arm(config)
     try:
-        arm.connect()  # waits for the controller (server_timeout_s), names what is missing
-    except DeviceConnectionError as e:
+        node = PainterNode(arm_options=options["arm"])
+    except (DeviceConnectionError, ValueError) as e:  # no controller, a bad parameter
         print(f"painter: cannot start: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
-    node = PainterNode(arm)
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
@@ -198,7 +209,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
-        arm.disconnect()
+        node.arm.disconnect()
         node.destroy_node()
         rclpy.try_shutdown()
 

@@ -460,3 +460,40 @@ def test_an_obstruction_abort_is_a_fault_the_brush_lifts_and_the_job_resumes(arm
     assert arm.tip(arm.measured_joints())[2] >= Workspace().travel_height_m - 1e-3  # lifted
     rest = arm.execute(paths[report.paths_done :])
     assert rest.completed, rest.summary()
+
+
+# ---- what a ROS 2 user expects ------------------------------------------------------------
+
+
+def test_painter_config_is_declared_parameters_settable_with_ros_args(spawn, client, tmp_path):
+    from rcl_interfaces.srv import GetParameters, ListParameters
+
+    sim_arm(spawn, tmp_path)
+    spawn("robot.ros.painter_node", "--ros-args", "-p", "arm.server_timeout_s:=20.0",
+          "-p", "arm.canvas_origin_m:=[0.55,0.14,0.02]",
+          "-p", "arm.workspace.paint_stations:=[-0.04,0.02,-0.04,0.05]")  # fmt: skip
+    lister = client.create_client(ListParameters, "/painter/list_parameters")
+    assert lister.wait_for_service(timeout_sec=30)
+    names = wait_future(lister.call_async(ListParameters.Request()), 20).result.names
+    assert {"arm.type", "arm.action", "arm.joint_names", "arm.workspace.margin_m"} <= set(names)
+    getter = client.create_client(GetParameters, "/painter/get_parameters")
+    request = GetParameters.Request(
+        names=["arm.canvas_origin_m", "arm.workspace.paint_stations", "arm.joint_names"]
+    )
+    values = wait_future(getter.call_async(request), 20).values
+    assert list(values[0].double_array_value) == [0.55, 0.14, 0.02]
+    assert list(values[1].double_array_value) == [-0.04, 0.02, -0.04, 0.05]
+    assert values[2].string_array_value[0] == "shoulder_pan_joint"
+    _, result, _, _ = execute_plan(client, make_plan(1, 9).to_json())  # the arm works
+    assert result.completed, result.report_json
+
+
+def test_painter_without_a_controller_exits_with_a_clear_message(ros_env, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "robot.ros.painter_node", "--ros-args", "-p",
+         "arm.server_timeout_s:=2.0"],
+        env=ros_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "painter: cannot start: no FollowJointTrajectory server at" in out.stderr
+    assert "Traceback" not in out.stderr
