@@ -497,3 +497,21 @@ def test_painter_without_a_controller_exits_with_a_clear_message(ros_env, tmp_pa
     assert out.returncode == 2
     assert "painter: cannot start: no FollowJointTrajectory server at" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_camera_publishes_camera_info_beside_reliable_frames(spawn, client):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+
+    spawn("robot.ros.camera_node", "--ros-args", "-p", "camera.type:=sim", "-p",
+          "camera.width:=160", "-p", "camera.height:=120", "-p", "qos:=reliable",
+          "-p", "topic:=/rec/image_raw", "-p", "rate:=5.0")  # fmt: skip
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    images, infos = [], []
+    client.create_subscription(Image, "/rec/image_raw", images.append, reliable)
+    client.create_subscription(CameraInfo, "/rec/camera_info", infos.append, reliable)
+    wait_until(lambda: len(images) >= 3 and len(infos) >= 3, 60, "frames and camera_info")
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in infos}
+    assert (images[0].header.stamp.sec, images[0].header.stamp.nanosec) in stamps
+    assert (infos[0].width, infos[0].height) == (160, 120) == (images[0].width, images[0].height)
+    assert infos[0].header.frame_id == images[0].header.frame_id == "camera"
