@@ -5,6 +5,11 @@
         --arm.action=/scaled_joint_trajectory_controller/follow_joint_trajectory \\
         --arm.canvas_origin_m=[0.5,0.1,0.02] --camera.type=opencv --camera.device=0
 
+``--params-file=robot.yaml`` passes a ROS parameters file to every node (``painter:
+ros__parameters: arm.canvas_origin_m: [0.55, 0.14, 0.02]``...). With ros2cli and the ``launch``
+package installed, ``ros2 launch robot/ros/cofrida.launch.py arm_type:=sim`` starts the same
+nodes (see that file).
+
 ``--arm.type=sim`` is the simulation: the simulated FollowJointTrajectory server
 (`robot.ros.sim_arm_node`) plus the painter driving it with the ``ros2`` arm driver, so the
 whole ROS path runs. ``--arm.type=ros2`` drives a real controller that is already running
@@ -23,12 +28,19 @@ from robot.cli_config import split_options
 
 _ROS2_ARM_KEYS = ("name", "action", "joint_names", "chain", "tool_length_m", "canvas_origin_m",
                   "canvas_yaw_rad", "press_depth_m", "max_joint_speed_rad_s", "workspace",
-                  "limits", "on_violation", "paint_speed_m_s")  # fmt: skip
+                  "limits", "on_violation", "paint_speed_m_s", "joint_states_topic",
+                  "stall_timeout_s", "server_timeout_s", "plunge_speed_m_s")  # fmt: skip
 
 
 def commands(argv: Sequence[str]) -> list[list[str]]:
     """The node command lines for these options (each run with this Python)."""
     options, rest = split_options(argv, ["arm", "camera"])
+    ros_args: list[str] = []
+    for k, a in enumerate(list(rest)):  # --params-file=FILE: a ROS parameters YAML for all nodes
+        if a.startswith("--params-file="):
+            ros_args = ["--ros-args", "--params-file", a.split("=", 1)[1]]
+            rest = rest[:k] + rest[k + 1 :]
+            break
     arm, cam = dict(options["arm"]), dict(options["camera"])
     arm_type = arm.pop("type", "sim")
     py = [sys.executable, "-m"]
@@ -43,7 +55,7 @@ def commands(argv: Sequence[str]) -> list[list[str]]:
         out.append([*py, "robot.ros.painter_node", f"--arm.type={arm_type}", *as_args("arm", arm)])
     if cam.get("type") != "none":
         out.append([*py, "robot.ros.camera_node", *as_args("camera", cam), *rest])
-    return out
+    return [[*cmd, *ros_args] for cmd in out]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

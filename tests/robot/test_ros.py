@@ -515,3 +515,26 @@ def test_camera_publishes_camera_info_beside_reliable_frames(spawn, client):
     assert (images[0].header.stamp.sec, images[0].header.stamp.nanosec) in stamps
     assert (infos[0].width, infos[0].height) == (160, 120) == (images[0].width, images[0].height)
     assert infos[0].header.frame_id == images[0].header.frame_id == "camera"
+
+
+def test_launch_description_and_robot_up_start_the_same_nodes(tmp_path):
+    """`ros2 launch robot/ros/cofrida.launch.py` (when the launch package exists) and
+    `cofrida robot up` run the same node command lines; a params file reaches every node."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "robot" / "ros" / "cofrida.launch.py"
+    spec = importlib.util.spec_from_file_location("cofrida_launch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from robot.ros.launch import commands
+
+    yaml = tmp_path / "robot.yaml"
+    yaml.write_text("painter:\n  ros__parameters:\n    arm.stall_timeout_s: 5.0\n")
+    cmds = module.node_commands("sim", "sim", str(yaml))
+    assert cmds == commands(["--arm.type=sim", "--camera.type=sim", f"--params-file={yaml}"])
+    modules = [c[2] for c in cmds]
+    assert modules == ["robot.ros.sim_arm_node", "robot.ros.painter_node", "robot.ros.camera_node"]
+    assert all(c[-3:] == ["--ros-args", "--params-file", str(yaml)] for c in cmds)
+    if importlib.util.find_spec("launch") is not None:  # a ROS install: the real description
+        description = module.generate_launch_description()
+        assert type(description).__name__ == "LaunchDescription"
