@@ -538,3 +538,28 @@ def test_launch_description_and_robot_up_start_the_same_nodes(tmp_path):
     if importlib.util.find_spec("launch") is not None:  # a ROS install: the real description
         description = module.generate_launch_description()
         assert type(description).__name__ == "LaunchDescription"
+
+
+def test_a_trajectory_preempted_by_another_client_is_a_fault(arm_against, client):
+    from builtin_interfaces.msg import Duration
+    from control_msgs.action import FollowJointTrajectory
+    from rclpy.action import ActionClient
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from tests.robot.paths import stroke_paths
+
+    arm, log = arm_against(speed_factor=1)
+    out = {}
+    job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(stroke_paths(3))))
+    job.start()
+    wait_until(lambda: len(events(log, "point")) >= 2, what="painting to start")
+    other = ActionClient(client, FollowJointTrajectory, arm.config.action)
+    assert other.wait_for_server(timeout_sec=20)
+    hold = JointTrajectory(joint_names=list(arm.config.joint_names))
+    hold.points.append(JointTrajectoryPoint(positions=arm.measured_joints().tolist(),
+                                            time_from_start=Duration(sec=1)))  # fmt: skip
+    handle = wait_future(other.send_goal_async(FollowJointTrajectory.Goal(trajectory=hold)), 20)
+    assert handle.accepted
+    job.join(60)
+    report = out["r"]
+    assert not report.completed and "aborted" in report.fault and "preempted" in report.fault

@@ -178,6 +178,21 @@ class Ros2Arm(Arm):
             )
         return state[1].copy()
 
+    def fresh_joints(self, near: np.ndarray | None = None, timeout_s: float = 1.0) -> np.ndarray:
+        """Joints from a ``/joint_states`` message received after this call; with ``near``,
+        waits (up to timeout_s) for one within ``REPLAN_RAD`` of it (the arm settling at the end
+        of a goal). Returns the latest measurement either way."""
+        since = time.monotonic()
+        deadline = since + timeout_s
+        while time.monotonic() < deadline:
+            with self._state_lock:
+                state = self._state
+            fresh = state is not None and state[0] > since
+            if fresh and (near is None or np.abs(state[1] - near).max() <= REPLAN_RAD):
+                return state[1].copy()
+            time.sleep(0.005)
+        return self.measured_joints()
+
     def tip(self, q: np.ndarray) -> np.ndarray:
         """(3,) canvas x m, y m, height m of the brush tip for joints q."""
         return canvas_from_base(self.frame, self.chain.fk(q)[:3, 3])[0]
@@ -189,7 +204,7 @@ class Ros2Arm(Arm):
         or above."""
         self._stop.clear()
         self.lift()
-        q0 = self.measured_joints()
+        q0 = self.fresh_joints()
         ready = np.array(self.chain.ready, dtype=np.float64)
         step = float(np.abs(ready - q0).max())
         if step < REPLAN_RAD:
@@ -217,7 +232,7 @@ class Ros2Arm(Arm):
 
     def plan_trajectories(self, safe, q0: np.ndarray | None = None) -> list[TimedJoints]:
         """A trajectory per checked path, chained from joints q0 (default: measured)."""
-        q = self.measured_joints() if q0 is None else np.asarray(q0, dtype=np.float64)
+        q = self.fresh_joints() if q0 is None else np.asarray(q0, dtype=np.float64)
         out = []
         for sp in safe:
             out.append(self.plan_trajectory(sp, q))
@@ -242,9 +257,11 @@ class Ros2Arm(Arm):
                 report.stopped = True
                 break
             try:
-                now = self.measured_joints()
+                now = self.fresh_joints(near=traj.start)
                 if np.abs(now - traj.start).max() > REPLAN_RAD:  # moved since it was planned
+                    planned = len(traj.q)
                     traj = self.plan_trajectory(sp, now)
+                    report.moves_total += len(traj.q) - planned
             except (DeviceConnectionError, ValueError) as e:
                 report.fault = f"path {sp.index}: {e}"
                 break
@@ -295,7 +312,7 @@ class Ros2Arm(Arm):
         there). Not stopped by `stop` (it is what a stop does). Raises
         `DeviceConnectionError` when the controller fails."""
         cfg = self.config
-        q0 = self.measured_joints()
+        q0 = self.fresh_joints()
         motion = lift_motion(self.tip(q0), cfg.workspace, cfg.plunge_speed_m_s)
         if motion is None:
             return
@@ -321,7 +338,7 @@ class Ros2Arm(Arm):
         cfg = self.config
         check_dab(cfg.workspace, x_m, y_m, height_m)
         self._stop.clear()
-        q0 = self.measured_joints()
+        q0 = self.fresh_joints()
         station = cfg.workspace.paint_station(palette_index) if dip else None
         motion = dab_motion(
             x_m, y_m, height_m, self.tip(q0), cfg.workspace, cfg.limits.travel_speed_m_s,

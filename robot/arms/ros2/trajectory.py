@@ -191,16 +191,33 @@ def hermite(q0, q1, v0, v1, dt: float, s: np.ndarray):
     return pos, vel
 
 
-def waypoint_velocities(q: np.ndarray, dt: np.ndarray) -> np.ndarray:
+CORNER_COS = math.cos(math.radians(30))  # the tip stops at waypoints turning more than 30 deg
+
+
+def waypoint_velocities(q: np.ndarray, dt: np.ndarray, corners: np.ndarray | None = None):
     """(M+1, dof) joint velocities at the start and every waypoint of (M+1, dof) positions
-    with (M,) segment durations: 0 at both ends and where a joint turns back; elsewhere the
-    smaller of the two neighbouring segments' speeds (so the cubic never overshoots)."""
+    with (M,) segment durations: 0 at both ends, at ``corners`` ((M+1,) bool: where the tip
+    turns sharply, e.g. touching down and lifting off) and where a joint turns back; elsewhere
+    the smaller of the two neighbouring segments' speeds (so the cubic never overshoots)."""
     secant = np.diff(q, axis=0) / dt[:, None]  # (M, dof)
     v = np.zeros_like(q)
     a, b = secant[:-1], secant[1:]
     same = np.sign(a) * np.sign(b) > 0
     v[1:-1] = np.where(same, np.sign(a) * np.minimum(np.abs(a), np.abs(b)), 0.0)
+    if corners is not None:
+        v[corners] = 0.0
     return v
+
+
+def tip_corners(xyh: np.ndarray) -> np.ndarray:
+    """(N,) bool: waypoints of (N, 3) where the tip's direction turns more than 30 degrees."""
+    seg = np.diff(xyh, axis=0)
+    norm = np.linalg.norm(seg, axis=1)
+    unit = seg / np.maximum(norm, 1e-12)[:, None]
+    cos = (unit[:-1] * unit[1:]).sum(axis=1)
+    out = np.ones(len(xyh), dtype=bool)
+    out[1:-1] = (cos < CORNER_COS) | (norm[:-1] < 1e-9) | (norm[1:] < 1e-9)
+    return out
 
 
 def joint_trajectory(
@@ -237,8 +254,9 @@ def joint_trajectory(
     dt = np.maximum.reduce(
         [dist / speed, step / max_joint_speed_rad_s, np.full(len(dist), MIN_SEGMENT_S)]
     )
+    corners = tip_corners(xyh)
     for _ in range(6):  # the cubic's peak joint speed can pass the secant's: stretch those
-        qd = waypoint_velocities(q, dt)
+        qd = waypoint_velocities(q, dt, corners)
         peak = np.array([
             np.abs(hermite(q[k], q[k + 1], qd[k], qd[k + 1], dt[k], _S)[1]).max()
             for k in range(len(dt))
