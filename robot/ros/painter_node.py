@@ -10,9 +10,10 @@ controller the node exits after ``arm.server_timeout_s`` with a message naming w
 
 Goal: the plan as JSON (``Plan.to_json()``) and the painting position to start from (a resume).
 Feedback: strokes done / total *in the plan* after every stroke (a resume from position 10 of
-24 reports 11/24 first). Result: the arm's `ExecutionReport` as JSON plus ``start``,
-``strokes_done`` and ``next_start`` (the position to resume from), all in plan numbering (or
-``{"error": ...}`` when the plan is refused: bad JSON, the safety check, unreachable poses).
+24 reports 11/24 first). Result: the arm's `ExecutionReport` as JSON (its ``paths`` as painting
+positions in the plan) plus ``start``, ``strokes_done`` and ``next_start`` (the position to
+resume from), all in plan numbering (or ``{"error": ...}`` when the plan is refused: bad JSON,
+the safety check, unreachable poses).
 
 Cancelling the goal stops the arm (``arm.stop()``, repeated until the job has really ended, so
 a cancel that arrives while the plan is still being checked is not lost). The
@@ -158,6 +159,7 @@ class PainterNode(Node):
                 return self._end(handle, result, completed=False)
             done = start + report.paths_done
             body = report.to_dict() | {"start": start, "strokes_done": done, "next_start": done}
+            body["paths"] = [start + i for i in body["paths"]]  # painting positions in the plan
             if self._estop.is_set():
                 body["fault"] = body["fault"] or "emergency stop"
             result.completed = report.completed and not self._estop.is_set()

@@ -358,6 +358,7 @@ def test_latched_emergency_stop_lifts_refuses_goals_until_reset_then_resumes(
     assert res.status == GoalStatus.STATUS_SUCCEEDED, res.result.report_json
     done = json.loads(res.result.report_json)
     assert done["start"] == body["next_start"] and done["strokes_done"] == 3
+    assert done["paths"] == list(range(body["next_start"], 3))  # numbered in the plan
     assert feedbacks[0] == (body["next_start"] + 1, 3) and feedbacks[-1] == (3, 3)
     resumed = [r for r in read_log(log)[n_before:] if r["event"] == "state"]
     xy0 = np.array(last[:2])
@@ -563,3 +564,23 @@ def test_a_trajectory_preempted_by_another_client_is_a_fault(arm_against, client
     job.join(60)
     report = out["r"]
     assert not report.completed and "aborted" in report.fault and "preempted" in report.fault
+
+
+def test_a_killed_controller_is_a_fault_not_a_hang(spawn, tmp_path, ros_env):
+    from robot.arms import make_arm
+    from robot.arms.ros2 import Ros2ArmConfig
+    from tests.robot.paths import stroke_paths
+
+    log = tmp_path / "points.jsonl"
+    sim = spawn("robot.ros.sim_arm_node", *SIM_ARGS, "--speed-factor=1", f"--log={log}")
+    with make_arm(Ros2ArmConfig(server_timeout_s=20, stall_timeout_s=1.5)) as arm:
+        out = {}
+        job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(stroke_paths(3))))
+        job.start()
+        wait_until(lambda: len(events(log, "point")) >= 2, what="painting to start")
+        sim.kill()
+        job.join(60)
+        assert not job.is_alive()
+    report = out["r"]
+    assert not report.completed and report.resumable
+    assert "no progress" in report.fault and "could not be lifted" in report.fault
