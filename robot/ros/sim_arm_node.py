@@ -14,7 +14,8 @@ it where a driver can get it wrong:
   faster, 0 no waits) by interpolation between waypoints, cubic when velocities are given,
   linear otherwise; ``/joint_states`` (``sensor_msgs/JointState``) is published at 100 Hz and
   feedback (desired / actual, ``desired.time_from_start``) at 20 Hz;
-- ``--speed-scaling=0.4`` plays trajectory time at 40 % (a UR's speed slider; 0 pauses);
+- ``--speed-scaling=0.4`` plays trajectory time at 40 % (a UR's speed slider; 0 pauses), also
+  the ``speed_scaling`` parameter, which may change while a goal plays;
 - a cancel holds the arm where it is: status CANCELED, ``error_code`` 0;
 - a new goal preempts the active one, which is aborted where it stands;
 - ``--abort-at-s=T`` simulates an obstruction: the goal that reaches trajectory time T is
@@ -40,6 +41,7 @@ import numpy as np
 import rclpy
 import torch
 from control_msgs.action import FollowJointTrajectory
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
@@ -52,7 +54,8 @@ from robot.arms.config import arm_config_class
 from robot.arms.ros2.config import Ros2ArmConfig
 from robot.arms.ros2.trajectory import canvas_from_base
 from robot.cameras.ros2.ros2_camera import rgb_to_image
-from robot.cli_config import build_config, split_options
+from robot.cli_config import split_options
+from robot.ros.params import declare_and_build
 from sim.brush import Brush
 from sim.brush_path import BrushPath
 from sim.canvas import Canvas
@@ -68,19 +71,21 @@ class SimArmNode(Node):
     """The simulated joint trajectory controller. See the module docstring.
 
     Args:
-        config: the same `Ros2ArmConfig` the driver uses (chain, frame, joints, limits).
+        config: the same `Ros2ArmConfig` the driver uses (chain, frame, joints, limits), or the
+            raw ``--arm.*`` options: then declared as ``arm.*`` parameters and built from them.
         canvas_px: canvas image width (px).
         speed_factor: 1 = real time; 0 = no waits.
         log_path: JSON-lines file of every played point and every rejected goal, or None.
         ink: (r, g, b) in 0..1 the brush paints with.
-        speed_scaling: fraction of trajectory time played per unit of time (0 pauses).
+        speed_scaling: fraction of trajectory time played per unit of time (0 pauses); the
+            ``speed_scaling`` parameter, settable while running (``ros2 param set``).
         abort_at_s: trajectory time (s) at which the first goal reaching it is aborted.
         initial_joints: where the arm starts (rad); None: the chain's ready pose.
     """
 
     def __init__(
         self,
-        config: Ros2ArmConfig,
+        config: Ros2ArmConfig | dict,
         canvas_px: int = 256,
         speed_factor: float = 1.0,
         log_path: str | None = None,
@@ -90,6 +95,9 @@ class SimArmNode(Node):
         initial_joints: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__("sim_arm")
+        if isinstance(config, dict):  # raw --arm.* options: declared arm.* parameters
+            options = {**config, "type": "ros2"}
+            config = declare_and_build(self, "arm", options, arm_config_class, "ros2")
         self.config = config
         self.chain = config.serial_chain
         self.frame = config.canvas_frame
@@ -99,7 +107,8 @@ class SimArmNode(Node):
         self.brush = PhysicalBrush(Brush.preset("round"), seed=0)
         self.ink = torch.tensor(ink, dtype=torch.float32)
         self.speed_factor = speed_factor
-        self.speed_scaling = speed_scaling
+        self.speed_scaling = float(self.declare_parameter("speed_scaling", speed_scaling).value)
+        self.add_on_set_parameters_callback(self._on_parameters)  # the speed slider, live
         self.abort_at_s = abort_at_s
         start = self.chain.ready if initial_joints is None else initial_joints
         self.joints = np.array(start, dtype=np.float64)
@@ -124,6 +133,15 @@ class SimArmNode(Node):
         )
         self.publish_canvas()
         self.get_logger().info(f"FollowJointTrajectory server on {config.action}")
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == "speed_scaling":
+                value = float(p.value)
+                if not 0 <= value <= 1:
+                    return SetParametersResult(successful=False, reason="speed_scaling: 0..1")
+                self.speed_scaling = value
+        return SetParametersResult(successful=True)
 
     # ---- checks -------------------------------------------------------------------------------
     def validate(self, traj, start: np.ndarray) -> str | None:
@@ -365,13 +383,12 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--abort-at-s", type=float, default=None, help="obstruction at T s")
     parser.add_argument("--initial-joints", default=None, help="rad, comma separated")
     opts = parser.parse_args(rest)
-    config = build_config("arm", {**options["arm"], "type": "ros2"}, arm_config_class, "ros2")
     ink = tuple(float(v) for v in opts.ink.split(","))
     rclpy.init(args=args)
     initial = None
     if opts.initial_joints:
         initial = tuple(float(v) for v in opts.initial_joints.split(","))
-    node = SimArmNode(config, opts.canvas_px, opts.speed_factor, opts.log, ink,
+    node = SimArmNode(options["arm"], opts.canvas_px, opts.speed_factor, opts.log, ink,
                       opts.speed_scaling, opts.abort_at_s, initial)  # fmt: skip
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
