@@ -599,3 +599,19 @@ def test_a_killed_controller_is_a_fault_not_a_hang(spawn, tmp_path, ros_env):
     report = out["r"]
     assert not report.completed and report.resumable
     assert "no progress" in report.fault and "could not be lifted" in report.fault
+
+
+def test_home_lifts_first_and_never_sweeps_through_the_canvas(arm_against):
+    from robot.arms.ros2 import Ros2ArmConfig
+    from robot.safety import Workspace
+
+    cfg, ws = Ros2ArmConfig(), Workspace()
+    pressed = cfg.serial_chain.ik(cfg.canvas_frame.to_base(np.array([[0.2, 0.15]]), -0.002)[0])
+    arm, log = arm_against("--initial-joints=" + ",".join(f"{v:.6f}" for v in pressed))
+    arm.home()
+    tips = np.array([r["canvas"] for r in events(log, "state")])
+    low = tips[tips[:, 2] < ws.travel_height_m - 1e-3]
+    assert np.abs(low[:, :2] - [0.2, 0.15]).max() < 1e-3  # below travel height: only the lift
+    ready = np.array(cfg.serial_chain.ready)
+    turns = (arm.measured_joints() - ready) / (2 * np.pi)
+    np.testing.assert_allclose(turns, np.round(turns), atol=1e-4)  # the rest pose

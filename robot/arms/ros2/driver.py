@@ -29,15 +29,17 @@ import numpy as np
 from robot.arms.arm import Arm, ExecutionReport, ProgressCallback
 from robot.arms.ros2.config import Ros2ArmConfig
 from robot.arms.ros2.trajectory import (
+    CanvasMotion,
     TimedJoints,
     canvas_from_base,
+    check_swept,
     dab_motion,
     joint_trajectory,
     lift_motion,
     path_motion,
 )
 from robot.errors import DeviceConnectionError, refuses_reconnect, requires_connection
-from robot.kinematics import CanvasFrame
+from robot.kinematics import CanvasFrame, nearest_branch
 from robot.safety import check_dab
 from sim.brush_path import BrushPath
 
@@ -200,20 +202,55 @@ class Ros2Arm(Arm):
     # ---- motion ------------------------------------------------------------------------------
     @requires_connection
     def home(self) -> None:
-        """Lift the brush, then go to the rest pose (the chain's ready joints) at travel height
-        or above."""
+        """Go to the rest pose (the chain's ready joints, each joint on the turn nearest where
+        it is) without sweeping through the canvas:
+        lift, travel at travel height to the reach-box point nearest the rest pose's tip, rise
+        to the rest pose's height, then one joint move, checked (swept) like every motion.
+        Raises `SafetyError` (before that last move) when it would pass below travel height,
+        `DeviceConnectionError` when the controller fails."""
         self._stop.clear()
         self.lift()
-        q0 = self.fresh_joints()
+        self._run(self.home_trajectories(self.fresh_joints()), "home")
+
+    def home_trajectories(self, q0: np.ndarray) -> list[TimedJoints]:
+        """The two trajectories of `home` from joints q0 (empty when already there)."""
+        cfg, ws = self.config, self.config.workspace
         ready = np.array(self.chain.ready, dtype=np.float64)
-        step = float(np.abs(ready - q0).max())
-        if step < REPLAN_RAD:
-            return
-        t = max(1.5 * step / self.config.max_joint_speed_rad_s, 0.5)  # cubic peak: 1.5 x mean
-        traj = TimedJoints(ready[None], np.array([t]), np.zeros((1, len(ready))), q0)
-        outcome = self._send(traj)
-        if outcome != "done":
-            raise DeviceConnectionError(f"home: {outcome}")
+        if float(np.abs(ready - q0).max()) < REPLAN_RAD:
+            return []
+        goal, start = self.tip(ready), self.tip(q0)
+        inset = ws.reach_margin_m - 0.005  # m, a little inside the reach box
+        x = float(np.clip(goal[0], -inset, ws.canvas_width_m + inset))
+        y = float(np.clip(goal[1], -inset, ws.canvas_height_m + inset))
+        up, high = ws.travel_height_m, max(float(goal[2]), ws.travel_height_m)
+        motion = CanvasMotion(
+            np.array([start, (x, y, up), (x, y, high)]),
+            np.array([cfg.limits.travel_speed_m_s, cfg.plunge_speed_m_s * 5]),
+        )
+        approach = joint_trajectory(
+            self.chain, self.frame, motion, q0, cfg.max_joint_speed_rad_s, ws, self.deepest_m
+        )
+        q1 = approach.q[-1]
+        near = nearest_branch(ready, q1, np.array(self.chain.joint_limits))  # same pose
+        error = None
+        for target in (near, ready):  # whole turns nearest q1 first, then the literal joints
+            t = max(1.5 * float(np.abs(target - q1).max()) / cfg.max_joint_speed_rad_s, 0.5)
+            final = TimedJoints(target[None], np.array([t]), np.zeros((1, len(ready))), q1)
+            try:
+                check_swept(final, self.chain, self.frame, np.array([self.tip(q1), goal]), ws,
+                            self.deepest_m)  # fmt: skip
+                break
+            except ValueError as e:
+                error = e
+        else:
+            raise type(error)(f"home: the joint move to the rest pose would sweep {error}")
+        return [approach, final]
+
+    def _run(self, trajectories: list[TimedJoints], what: str) -> None:
+        for traj in trajectories:
+            outcome = self._send(traj)
+            if outcome != "done":
+                raise DeviceConnectionError(f"{what}: {outcome}")
 
     def plan_trajectory(self, sp, q0: np.ndarray) -> TimedJoints:
         """One checked path as a joint trajectory from joints q0; raises naming the path."""
