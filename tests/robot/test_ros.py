@@ -259,6 +259,13 @@ def events(log: Path, *kinds: str) -> list[dict]:
     return [r for r in read_log(log) if r["event"] in kinds]
 
 
+def canvas_only(paths):
+    """The paths without station visits (strokes on the canvas only)."""
+    for p in paths:
+        p.meta.clear()
+    return paths
+
+
 def wait_until(condition, timeout_s: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -396,7 +403,8 @@ def test_a_trajectory_cancelled_by_someone_else_is_not_counted_as_done(arm_again
 
     arm, log = arm_against(speed_factor=1)
     out = {}
-    job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(stroke_paths(3))))
+    paths = canvas_only(stroke_paths(3))
+    job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(paths)))
     job.start()
     wait_until(lambda: len(events(log, "point")) >= 2, what="painting to start")
     cancel = client.create_client(
@@ -420,7 +428,8 @@ def test_a_controller_that_stops_progressing_is_cancelled(arm_against, client):
 
     arm, log = arm_against(speed_factor=1, stall_timeout_s=1.5)
     out = {}
-    job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(stroke_paths(2))))
+    paths = canvas_only(stroke_paths(2))
+    job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(paths)))
     job.start()
     wait_until(lambda: len(events(log, "point")) >= 2, what="painting to start")
     setter = client.create_client(SetParameters, "/sim_arm/set_parameters")
@@ -437,12 +446,20 @@ def test_a_controller_that_stops_progressing_is_cancelled(arm_against, client):
 
 
 def test_a_speed_scaled_controller_finishes_without_a_timeout(arm_against):
-    from tests.robot.paths import stroke_paths
+    from sim.brush_path import BrushPath
 
-    arm, log = arm_against("--speed-scaling=0.4", speed_factor=8, stall_timeout_s=1.5)
-    report = arm.execute(stroke_paths(2))
+    # 20 % of nominal speed, twice real time: the job takes 2.5x its nominal duration, far
+    # beyond any fixed margin over it; the driver waits as long as the arm progresses
+    arm, log = arm_against("--speed-scaling=0.2", speed_factor=2, stall_timeout_s=1.5)
+    t0 = time.monotonic()
+    stroke = torch.stack([torch.linspace(0.05, 0.2, 16), torch.full((16,), 0.1),
+                          torch.full((16,), 0.5)], 1)  # fmt: skip
+    slow = BrushPath(stroke, torch.zeros(3), meta={"speed_m_s": 0.03})  # 5 s of painting
+    report = arm.execute([slow])
     assert report.completed, report.summary()
     assert events(log, "canceled", "aborted", "rejected") == []
+    nominal = sum(r["dt"] for r in events(log, "point"))  # s of trajectory time
+    assert time.monotonic() - t0 > nominal + 10  # longer than a fixed 10 s margin allows
 
 
 def test_the_first_move_starts_from_where_the_arm_really_is(arm_against):
@@ -615,3 +632,30 @@ def test_home_lifts_first_and_never_sweeps_through_the_canvas(arm_against):
     ready = np.array(cfg.serial_chain.ready)
     turns = (arm.measured_joints() - ready) / (2 * np.pi)
     np.testing.assert_allclose(turns, np.round(turns), atol=1e-4)  # the rest pose
+
+
+def test_a_stop_while_the_job_is_being_planned_is_not_lost(arm_against):
+    """stop() arrives while execute() still checks and plans (IK for many paths): nothing may
+    move, and the report says stopped."""
+    from tests.robot.paths import stroke_paths
+
+    arm, log = arm_against()
+    paths = canvas_only(stroke_paths(40))
+    checking, check = threading.Event(), arm.check
+
+    def checked(paths):  # the job has begun: execute() runs the safety check, then plans
+        checking.set()
+        return check(paths)
+
+    arm.check = checked
+    out = {}
+    job = threading.Thread(target=lambda: out.setdefault("r", arm.execute(paths)))
+    t0 = time.monotonic()
+    job.start()
+    assert checking.wait(30)
+    arm.stop()
+    job.join(120)
+    report = out["r"]
+    assert report.stopped and report.paths_done == 0, report.summary()
+    assert events(log, "point") == []  # nothing moved
+    assert time.monotonic() - t0 < 60
