@@ -110,7 +110,7 @@ def test_long_job_streams_completely_in_order(rig):
     assert emu.resets == 0  # connecting to an idle GRBL does not reset it
 
 
-def run_to_fault(emu, arm, fault: Fault, n_paths=30):
+def run_to_fault(emu, arm, fault: Fault, n_paths=12):
     paths = stroke_paths(n_paths)
     fault.line = painting_line(arm, paths, fault.line)
     emu.faults.append(fault)
@@ -123,7 +123,7 @@ def run_to_fault(emu, arm, fault: Fault, n_paths=30):
 @pytest.mark.parametrize("rig", [{}, {"emulator": {"line_numbers": False}}], indirect=True)
 def test_rejected_line_resumes_with_it_and_its_lead_in(rig):
     emu, arm = rig
-    report, since = run_to_fault(emu, arm, Fault("error", 200, code=20))
+    report, since = run_to_fault(emu, arm, Fault("error", 100, code=20))
     assert "error:20 (unsupported or invalid G-code command) on line N" in report.fault
     assert emu.state == "Idle" and not emu.planner  # held and reset: nothing left to run
     final = arm.resume()
@@ -135,7 +135,7 @@ def test_rejected_line_resumes_with_it_and_its_lead_in(rig):
 @pytest.mark.parametrize("rig", [{}], indirect=True)
 def test_hard_limit_waits_for_reset_to_continue_and_needs_unlock(rig):
     emu, arm = rig
-    report, since = run_to_fault(emu, arm, Fault("limit", 200))
+    report, since = run_to_fault(emu, arm, Fault("limit", 100))
     assert "ALARM:1 (hard limit triggered" in report.fault and "arm.unlock()" in report.fault
     assert emu.ignored_resets == 0 and emu.resets == 1  # reset after [MSG:Reset to continue]
     assert emu.state == "Alarm" and not emu.planner and emu._critical_at is None
@@ -152,7 +152,7 @@ def test_hard_limit_waits_for_reset_to_continue_and_needs_unlock(rig):
 @pytest.mark.parametrize("rig", [{}], indirect=True)
 def test_soft_reset_from_outside_loses_nothing(rig):
     emu, arm = rig
-    report, since = run_to_fault(emu, arm, Fault("reset", 200))
+    report, since = run_to_fault(emu, arm, Fault("reset", 100))
     assert "ALARM:3 (reset while in motion" in report.fault
     with pytest.raises(MachineLockedError):
         arm.resume()
@@ -166,7 +166,7 @@ def test_soft_reset_from_outside_loses_nothing(rig):
 @pytest.mark.parametrize("rig", [{}, {"emulator": {"line_numbers": False}}], indirect=True)
 def test_port_lost_controller_powered_resets_before_continuing(rig):
     emu, arm = rig
-    report, _ = run_to_fault(emu, arm, Fault("vanish", 200))
+    report, _ = run_to_fault(emu, arm, Fault("vanish", 100))
     assert "connection lost" in report.fault
     with pytest.raises(DeviceConnectionError):
         arm.resume()  # the old port is gone
@@ -193,7 +193,7 @@ def test_port_lost_controller_powered_resets_before_continuing(rig):
 def test_port_lost_controller_rebooted_stops_until_homed(rig):
     emu, arm = rig
     arm.home()
-    report, _ = run_to_fault(emu, arm, Fault("reboot", 200))
+    report, _ = run_to_fault(emu, arm, Fault("reboot", 100))
     assert "connection lost" in report.fault
     arm.config.port = emu.reconnect()
     since = len(emu.log)
@@ -210,7 +210,7 @@ def test_port_lost_controller_rebooted_stops_until_homed(rig):
 @pytest.mark.parametrize("rig", [{"config": {"status_interval_s": 0.02}}], indirect=True)
 def test_rebooted_machine_without_homing_resumes_after_register_position(rig):
     emu, arm = rig
-    run_to_fault(emu, arm, Fault("reboot", 150))
+    run_to_fault(emu, arm, Fault("reboot", 80))
     arm.config.port = emu.reconnect()
     with pytest.raises(MachineLockedError, match="register_position"):
         arm.resume()

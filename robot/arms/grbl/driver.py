@@ -131,6 +131,7 @@ class GrblArm(Arm):
         self._stop = threading.Event()
         self._streaming = False
         self._buf = bytearray()
+        self._pending: list[str] = []
         self._job: _Job | None = None
         self._wco = (0.0, 0.0, 0.0)
         self._planner_blocks = 15
@@ -185,6 +186,7 @@ class GrblArm(Arm):
         except (serial.SerialException, OSError) as e:
             raise DeviceConnectionError(f"could not open GRBL port {cfg.port!r}: {e}") from None
         self._buf.clear()
+        self._pending = []
 
     def _probe(self, timeout: float) -> tuple[bool, Status | None]:
         """Ask for status (every 0.25 s: a controller may still be booting) until one comes.
@@ -424,8 +426,15 @@ class GrblArm(Arm):
                 raise serial.SerialException("port closed")
             ser.write(data)
 
+    def _unread(self, lines: list[str]) -> None:
+        """Give reply lines back: the next `_read_replies` returns them first."""
+        self._pending = lines + self._pending
+
     def _read_replies(self) -> list[str]:
         """Whole reply lines received so far (waits up to the port timeout for the first byte)."""
+        if self._pending:
+            out, self._pending = self._pending, []
+            return out
         ser = self._ser
         if ser is None:
             raise serial.SerialException("port closed")
@@ -629,7 +638,8 @@ class GrblArm(Arm):
                 if st.executed == len(st.entries):
                     break  # every line ran
                 now = time.monotonic()
-                for r in self._read_replies():
+                replies = self._read_replies()
+                for k, r in enumerate(replies):
                     if r == "ok" or r.startswith("error:"):
                         last_progress = now
                         if not st.inflight:
@@ -640,12 +650,12 @@ class GrblArm(Arm):
                         self._acked(st, q, r == "ok", on_progress)
                         if r != "ok" and fault is None:
                             fault = f"{explain(r)} on {self._label(st.entries[q].idx)}"
-                    elif r.startswith("ALARM:"):
-                        fault = fault or f"{explain(r)} near {self._label(self._running(st))}"
-                        self._after_alarm(st, r)
-                        break
-                    elif r.startswith("Grbl"):
-                        fault = fault or "the controller reset or restarted (unexpected banner)"
+                    elif r.startswith(("ALARM:", "Grbl")):
+                        if r.startswith("ALARM:"):
+                            fault = fault or f"{explain(r)} near {self._label(self._running(st))}"
+                        else:
+                            fault = fault or "the controller reset or restarted (unexpected banner)"
+                        self._unread(replies[k + 1 :])  # its banner / messages may follow
                         self._after_alarm(st, r)
                         break
                     elif (s := parse_status(r)) is not None:

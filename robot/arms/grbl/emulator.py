@@ -325,16 +325,25 @@ class GrblEmulator:
         now = time.perf_counter()
         while self.planner and self.state == "Run":
             blk = self.planner[0]
-            if blk.t0 is None or blk.t0 + blk.duration > now or self._motion_fault is not None:
+            if blk.t0 is None or blk.t0 + blk.duration > now:
                 return
+            if self._motion_fault is not None and self._motion_fault[0] <= now:
+                return  # the executor fires it first
             self._complete(blk)
 
     def _complete(self, blk: _Block) -> None:
+        """Block done: log it and start the next one when this one ended (not when the thread
+        wakes up), so that the motion time stays right under load."""
+        end = blk.t0 + blk.duration
         self.mpos = list(blk.target)
         self.planner.popleft()
         self.log.append(LoggedMove(blk.n, blk.text, tuple(self.mpos)))
         if not self.planner:
             self.state = "Idle"
+        elif self.planner[0].t0 is None:
+            nxt = self.planner[0]
+            nxt.t0 = end - nxt.frac * nxt.duration
+            self._arm_motion_fault(nxt)
         self._cond.notify_all()
 
     def _position(self) -> list[float]:
@@ -448,7 +457,7 @@ class GrblEmulator:
                     self._fire(self._motion_fault[1], blk)
                     continue
                 if now >= end:
-                    self._complete(blk)
+                    self._catch_up()
                     continue
                 wake = end if self._motion_fault is None else min(end, self._motion_fault[0])
                 self._cond.wait(max(0.0005, wake - now))
@@ -508,13 +517,18 @@ class GrblEmulator:
                 self.received_lines += 1
                 self._line(raw, epoch)
 
-    def _wait(self, ready, epoch: int) -> bool:
-        """Wait (lock held) until ``ready()``; False if a reset or close came meanwhile."""
-        while not ready():
+    def _wait(self, ready, epoch: int, until: float | None = None) -> bool:
+        """Wait (lock held) until ``ready()`` (or the perf_counter time ``until``); False if a
+        reset or close came meanwhile."""
+        while not (ready() if until is None else time.perf_counter() >= until):
             if self._closing or epoch != self._epoch:
                 return False
-            self._cond.wait(0.05)
+            left = 0.05 if until is None else until - time.perf_counter()
+            self._cond.wait(max(0.0, min(0.05, left)))
         return not self._closing and epoch == self._epoch
+
+    def _sleep(self, seconds: float, epoch: int) -> bool:
+        return self._wait(None, epoch, time.perf_counter() + seconds)
 
     def _sync(self, epoch: int) -> bool:
         """Wait until the planner is empty and the machine is not held (G4, M3, $ commands)."""
@@ -546,8 +560,7 @@ class GrblEmulator:
             for f in self.faults:
                 if f.kind == "slow" and n is not None and f.line <= n and f.fired < f.count:
                     f.fired += 1
-                    until = time.perf_counter() + f.delay_s
-                    self._wait(lambda u=until: time.perf_counter() >= u, self._epoch)
+                    self._sleep(f.delay_s, self._epoch)
 
     def _done(self, n: int | None, text: str) -> str:
         self.log.append(LoggedMove(n, text, tuple(self._plan_pos)))
@@ -614,8 +627,7 @@ class GrblEmulator:
                 return "error:28", n
             if not self._sync(epoch):
                 return None, n
-            until = time.perf_counter() + w["P"] / self.time_scale
-            if not self._wait(lambda: time.perf_counter() >= until, epoch):
+            if not self._sleep(w["P"] / self.time_scale, epoch):
                 return None, n
             return self._done(n, text), n
         if ms and any(m in (3, 5) for m in ms):  # spindle (servo): synchronised in GRBL 1.1
@@ -679,8 +691,7 @@ class GrblEmulator:
             if not self.settings[22]:
                 return "error:5"
             self.state = "Home"
-            until = time.perf_counter() + 0.5 / self.time_scale
-            if not self._wait(lambda: time.perf_counter() >= until, epoch):
+            if not self._sleep(0.5 / self.time_scale, epoch):
                 return None
             self.mpos = list(self.home_mpos)
             self._plan_pos = list(self.mpos)
