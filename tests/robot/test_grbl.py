@@ -15,7 +15,7 @@ from robot.arms import make_arm
 from robot.arms.grbl import GrblArmConfig
 from robot.arms.grbl.driver import MachineLockedError
 from robot.arms.grbl.emulator import Fault, GrblEmulator
-from robot.arms.grbl.protocol import explain, job_lines, parse_status
+from robot.arms.grbl.protocol import explain, fmt, job_lines, parse_status
 from robot.errors import DeviceConnectionError, NotConnectedError
 from robot.safety import SafetyError
 from tests.robot.paths import hostile_paths, stroke_paths
@@ -378,3 +378,38 @@ def test_gcode_travel_speed_servo_mode_codes_and_status_parsing():
     assert parse_status("<garbage") is None
     assert explain("error:5") == "error:5 (homing is not enabled ($22=0))"
     assert "unknown" not in explain("error:14") and "unknown" not in explain("ALARM:9")
+
+
+class _Palette(list):
+    names = ("black",)
+
+
+class _Plan:
+    """Just what `plan_to_gcode` reads of a `planner.Plan`: the canvas and the paths."""
+
+    def __init__(self, paths, width_m, height_m):
+        self._paths = paths
+        self.canvas = type("Canvas", (), {"width_m": width_m, "height_m": height_m})()
+        self.palette, self.colours_used = _Palette([0]), 1
+
+    def __len__(self):
+        return len(self._paths)
+
+    def paths(self):
+        return self._paths
+
+
+def test_driver_and_plan_gcode_put_a_canvas_point_at_the_same_machine_xy():
+    from planner.gcode import GcodeConfig, plan_to_gcode
+
+    cfg = GrblArmConfig(origin_x_mm=10.0, origin_y_mm=20.0)
+    ws = cfg.workspace
+    path = stroke_paths(1)[0]
+    driver = [ln.text for ln in job_lines(make_arm(cfg).check([path]), cfg)]
+    plan = _Plan([path], ws.canvas_width_m, ws.canvas_height_m)
+    export = plan_to_gcode(plan, GcodeConfig(origin_mm=(10.0, 20.0)))
+    x, y = (float(v) for v in path.points[0, :2])
+    sx, sy = 10 + 1000 * x, 20 + 1000 * (ws.canvas_height_m - y)  # machine Y up, origin bottom-left
+    start = next(t for t in export.splitlines() if t.startswith("G0 X"))
+    assert start.startswith(f"G0 X{sx:.3f} Y{sy:.3f}")  # the export: travel to the start
+    assert f"G1 X{fmt(sx)} Y{fmt(sy)}" in driver  # the driver: the same travel

@@ -375,9 +375,14 @@ class GrblArm(Arm):
         """
         self._write(line.encode() + b"\n")
         cfg = self.config
-        deadline = time.monotonic() + (timeout or max(cfg.ack_timeout_s, cfg.connect_timeout_s))
+        limit = timeout or max(cfg.ack_timeout_s, cfg.connect_timeout_s)
         before: list[str] = []
-        while time.monotonic() < deadline:
+        last_progress = next_poll = time.monotonic()
+        last_pos = None
+        while time.monotonic() - last_progress < limit:  # moving (a G4 waits for that) is fine
+            if time.monotonic() >= next_poll:
+                self._write(b"?")
+                next_poll = time.monotonic() + cfg.status_interval_s
             for r in self._read_replies():
                 if r == "ok":
                     return before
@@ -389,9 +394,12 @@ class GrblArm(Arm):
                     raise DeviceConnectionError(f"GRBL refused {line!r}: {explain(r)}")
                 if (s := parse_status(r)) is not None:
                     self._note_status(s)
+                    pos = self._work_pos(s)
+                    if pos != last_pos or s.state in ("Hold", "Home", "Jog"):
+                        last_progress, last_pos = time.monotonic(), pos
                 else:
                     before.append(r)
-        raise DeviceConnectionError(f"no reply from GRBL to {line!r} within the ack timeout")
+        raise DeviceConnectionError(f"no reply from GRBL to {line!r} within {limit} s")
 
     def _query_status(self, timeout: float = 1.0) -> Status | None:
         self._write(b"?")

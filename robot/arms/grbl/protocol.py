@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from planner.gcode import canvas_to_machine_mm
 from robot.arms.grbl.config import GrblArmConfig
 from robot.safety import SafePath
 
@@ -76,8 +77,11 @@ class GcodeWriter:
         return self.cfg.surface_z_mm + 1000.0 * self.cfg.workspace.travel_height_m
 
     def xy_mm(self, x_m: float, y_m: float) -> tuple[float, float]:
+        """Canvas m -> machine mm, by the convention `plan.to_gcode` uses too."""
         c = self.cfg
-        return (c.origin_x_mm + c.x_sign * 1000.0 * x_m, c.origin_y_mm + c.y_sign * 1000.0 * y_m)
+        origin = (c.origin_x_mm, c.origin_y_mm)
+        h = c.workspace.canvas_height_m
+        return canvas_to_machine_mm(x_m, y_m, h, origin, c.y_sign == -1, c.x_sign)
 
     def z_mm(self, press: float) -> float:
         return self.cfg.surface_z_mm - press * self.cfg.press_depth_mm
