@@ -611,6 +611,7 @@ class GrblArm(Arm):
     def _stream(self, preamble: list[JobLine], here, on_progress) -> ExecutionReport:
         job, cfg = self._job, self.config
         st = _Stream(self._entries(preamble, here, job.done))
+        job.report.paths_done = self._paths_done()
         fault: str | None = None
         last_progress = time.monotonic()
         last_pos = here
@@ -741,7 +742,7 @@ class GrblArm(Arm):
             if e.idx is not None and e.idx + 1 > job.done:
                 job.done = e.idx + 1
                 if job.lines[e.idx].ends_path:
-                    job.report.paths_done = self._paths_done()
+                    job.report.paths_done += 1
                     if on_progress is not None:
                         on_progress(job.report.paths_done, job.report.paths_total)
         st.executed = upto

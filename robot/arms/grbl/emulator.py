@@ -31,7 +31,8 @@ injected (`Fault`).
 
 Command line (prints the port, runs until Ctrl-C, writes the move log as JSON lines)::
 
-    python -m robot.arms.grbl.emulator --rate 500 --time-scale 1000 --log moves.jsonl
+    python -m robot.arms.grbl.emulator --rate 500 --time-scale 1000 --setting 110=8000 \
+        --log moves.jsonl
 """
 
 from __future__ import annotations
@@ -294,6 +295,13 @@ class GrblEmulator:
                 time.sleep(0.005)
                 continue
             with self._lock:
+                if self._critical_at is None and not any(c in data for c in b"?!~\x18"):
+                    take = data[: max(0, self.rx_buffer_bytes - len(self._rx))]  # plain bytes
+                    self._rx += take
+                    self.overflows += len(data) - len(take)
+                    if b"\n" in take:
+                        self._cond.notify_all()
+                    continue
                 for b in data:
                     self._byte(b)
 
@@ -554,6 +562,8 @@ class GrblEmulator:
     def _slow_down(self) -> None:
         """A "slow" fault: it takes delay_s before it parses the next line (waiting on the
         condition, so status, hold and reset still work; a reset ends the wait)."""
+        if not any(f.kind == "slow" for f in self.faults):
+            return
         with self._cond:
             m = re.match(rb"\s*N(\d+)", bytes(self._rx))
             n = int(m.group(1)) if m else None
@@ -713,10 +723,19 @@ def main(argv: list[str] | None = None) -> int:
         "--time-scale", type=float, default=1.0, help="motion this many times faster than real"
     )
     parser.add_argument("--homing", action="store_true", help="$22=1: boots locked, $H homes")
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="N=V", help="a $ setting, e.g. 110=8000"
+    )
     parser.add_argument("--log", default=None, help="write executed moves here (JSON lines)")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     args = parser.parse_args(argv)
-    emu = GrblEmulator(max_rate_hz=args.rate, time_scale=args.time_scale, homing=args.homing)
+    try:
+        settings = {int(k): float(v) for k, v in (s.split("=", 1) for s in args.setting)}
+    except ValueError:
+        parser.error(f"--setting wants N=V (e.g. 110=8000), got {args.setting}")
+    emu = GrblEmulator(
+        max_rate_hz=args.rate, time_scale=args.time_scale, homing=args.homing, settings=settings
+    )
     print(emu.start(), flush=True)
     try:
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
