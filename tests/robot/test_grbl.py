@@ -120,7 +120,11 @@ def run_to_fault(emu, arm, fault: Fault, n_paths=12):
     return report, len(emu.log)
 
 
-@pytest.mark.parametrize("rig", [{}, {"emulator": {"line_numbers": False}}], indirect=True)
+@pytest.mark.parametrize(  # 30x: GRBL keeps moving after an error, until the driver's hold
+    "rig",
+    [{"emulator": {"time_scale": 30.0}}, {"emulator": {"line_numbers": False, "time_scale": 30.0}}],
+    indirect=True,
+)
 def test_rejected_line_resumes_with_it_and_its_lead_in(rig):
     emu, arm = rig
     report, since = run_to_fault(emu, arm, Fault("error", 100, code=20))
@@ -208,9 +212,11 @@ def test_port_lost_controller_rebooted_stops_until_homed(rig):
 
 
 @pytest.mark.parametrize("rig", [{"config": {"status_interval_s": 0.02}}], indirect=True)
-def test_rebooted_machine_without_homing_resumes_after_register_position(rig):
+@pytest.mark.parametrize("banner", [True, False], ids=["banner", "banner-lost"])
+def test_rebooted_machine_without_homing_resumes_after_register_position(rig, banner):
     emu, arm = rig
     run_to_fault(emu, arm, Fault("reboot", 80))
+    emu._boot_banner = banner  # False: its boot message went nowhere; its position gives it away
     arm.config.port = emu.reconnect()
     with pytest.raises(MachineLockedError, match="register_position"):
         arm.resume()
