@@ -39,9 +39,8 @@ import re
 import threading
 import time
 import warnings
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import serial
 
@@ -57,11 +56,11 @@ from robot.arms.grbl.protocol import (
     parse_status,
     recovery_lines,
 )
+from robot.arms.grbl.tracking import Entry, Stream, entries, fmt_pos, locate
 from robot.errors import DeviceConnectionError, refuses_reconnect, requires_connection
 from robot.safety import SafePath, check_dab
 from sim.brush_path import BrushPath
 
-POSITION_TOL_MM = 0.02  # a reported position (3 decimals) within this of a path is on it
 HOME_HINT = (
     "home it (arm.home(): $H, needs homing switches and homing=true) or, once you have checked "
     "that it is where GRBL thinks and safe to move, arm.unlock() ($X); then resume()"
@@ -85,30 +84,6 @@ class _Job:
     sent: int = 0  # job lines [0, sent) were written at least once
     locked: str | None = None  # why it may not resume before home / unlock / register_position
     lost: bool = False  # the lock needs the position re-established (unlock is not enough)
-
-
-@dataclass
-class _Entry:
-    idx: int | None  # job line index; None for a recovery line
-    data: bytes
-    kind: str  # "block" (a planner move), "sync" (G4/M3/M5: ok once all before ran), "modal"
-    start: tuple[float, float, float]  # work position (mm) before it
-    end: tuple[float, float, float]  # and after it
-    dwell_s: float = 0.0
-
-
-@dataclass
-class _Stream:
-    """One streaming pass: what was sent, acknowledged and executed (indices into entries)."""
-
-    entries: list[_Entry]
-    sent: int = 0
-    acked: int = 0
-    executed: int = 0
-    barrier: int | None = None  # first entry GRBL rejected: nothing from it on counts as run
-    queued: deque = field(default_factory=deque)  # acknowledged "block" entries not yet run
-    inflight: deque = field(default_factory=deque)  # (entry, bytes) written, no reply yet
-    used: int = 0  # bytes in flight
 
 
 class GrblArm(Arm):
@@ -548,7 +523,7 @@ class GrblArm(Arm):
                     if entries[q].idx is not None and entries[q].idx + 1 == status.line_number:
                         cursor = q
                         break
-            q = _locate(entries, cursor, len(entries), self._work_pos(status))
+            q = locate(entries, cursor, len(entries), self._work_pos(status))
             cursor = cursor if q is None else q
             if self._work_pos(status) != prev:
                 prev, last_move = self._work_pos(status), time.monotonic()
@@ -560,12 +535,12 @@ class GrblArm(Arm):
                 raise DeviceConnectionError(f"no status reply from GRBL on {self.config.port}")
         self._hold_and_reset()
         status = self._query_status() or status
-        q = _locate(entries, cursor, len(entries), self._work_pos(status))
+        q = locate(entries, cursor, len(entries), self._work_pos(status))
         if q is None:
             where = self._work_pos(status)
             job.locked, job.lost = (
                 (
-                    f"after reconnecting, the machine is at {_fmt_pos(where)} mm, not on the job's "
+                    f"after reconnecting, the machine is at {fmt_pos(where)} mm, not on the job's "
                     f"path between lines N{job.done + 1} and N{job.sent}"
                 ),
                 True,
@@ -575,42 +550,20 @@ class GrblArm(Arm):
 
     def _entries(
         self, preamble: list[JobLine], here, first: int, last: int | None = None
-    ) -> list[_Entry]:
-        """Preamble + job lines [first, last) with their kind and work positions."""
-        job, cfg = self._job, self.config
+    ) -> list[Entry]:
+        """Preamble + job lines [first, last) as stream entries (see `tracking.entries`)."""
+        job = self._job
         step = 1.0 / max(1.0, min(self.settings.get(k, 250.0) for k in (100, 101, 102)))
-        if here is not None:
-            pos = tuple(here)
-        elif first > 0:
+        if here is None and first > 0:
             s = job.lines[first - 1].state
-            pos = (s.x, s.y, s.z)
-        else:
-            pos = None
-        out = []
+            here = (s.x, s.y, s.z)
         items = [(None, ln) for ln in preamble]
         items += [(i, job.lines[i]) for i in range(first, len(job.lines) if last is None else last)]
-        for idx, line in items:
-            end = (line.state.x, line.state.y, line.state.z)
-            text = line.text if idx is None or not cfg.line_numbers else f"N{idx + 1} {line.text}"
-            dwell = 0.0
-            if line.text.startswith("G4"):
-                kind, dwell = "sync", float(line.text.split("P")[1])
-            elif line.text.startswith(("M3", "M5")):
-                kind = "sync"
-            elif line.text.startswith(("G0", "G1")) and (
-                pos is None or max(abs(a - b) for a, b in zip(end, pos, strict=True)) >= step
-            ):
-                kind = "block"  # surely at least one step: GRBL plans a block for it
-            else:
-                kind = "modal"  # no move (or less than a step): no block, done once parsed
-            start = end if pos is None else pos
-            out.append(_Entry(idx, (text + "\n").encode(), kind, start, end, dwell))
-            pos = end
-        return out
+        return entries(items, here, step, self.config.line_numbers)
 
     def _stream(self, preamble: list[JobLine], here, on_progress) -> ExecutionReport:
         job, cfg = self._job, self.config
-        st = _Stream(self._entries(preamble, here, job.done))
+        st = Stream(self._entries(preamble, here, job.done))
         job.report.paths_done = self._paths_done()
         fault: str | None = None
         last_progress = time.monotonic()
@@ -695,46 +648,16 @@ class GrblArm(Arm):
             job.report.stream_s = time.perf_counter() - started
         return self._finish(fault)
 
-    def _acked(self, st: _Stream, q: int, ok: bool, on_progress) -> None:
+    def _acked(self, st: Stream, q: int, ok: bool, on_progress) -> None:
         """Line q was answered: planned (ok) or rejected (error)."""
-        st.acked = q + 1
-        e = st.entries[q]
-        if not ok:
-            st.barrier = q if st.barrier is None else st.barrier
-            return
-        if e.kind == "sync":
-            st.queued.clear()  # GRBL waited for the planner to empty before answering
-            self._advance(st, q + 1, on_progress)
-        elif e.kind == "block":
-            st.queued.append(q)
-            self._advance(st, st.queued[0], on_progress)
-        else:
-            self._advance(st, st.queued[0] if st.queued else q + 1, on_progress)
+        self._advance(st, st.answered(q, ok), on_progress)
 
-    def _executed_from_status(self, st: _Stream, s: Status, on_progress) -> None:
-        if s.buffer is not None:
-            still = max(0, self._planner_blocks - s.buffer[0])  # blocks GRBL still holds
-            while len(st.queued) > still:
-                st.queued.popleft()
-        if s.line_number is not None:  # Ln: the running block; those before it ran
-            while (
-                st.queued
-                and st.entries[st.queued[0]].idx is not None
-                and (st.entries[st.queued[0]].idx + 1 < s.line_number)
-            ):
-                st.queued.popleft()
-        if (
-            s.state == "Idle"
-            and not st.inflight
-            and (s.buffer is None or s.buffer[0] >= self._planner_blocks)
-        ):
-            st.queued.clear()
-        self._advance(st, st.queued[0] if st.queued else st.acked, on_progress)
+    def _executed_from_status(self, st: Stream, s: Status, on_progress) -> None:
+        self._advance(st, st.status(s, self._planner_blocks), on_progress)
 
-    def _advance(self, st: _Stream, upto: int, on_progress) -> None:
+    def _advance(self, st: Stream, upto: int, on_progress) -> None:
         """Entries [0, upto) ran: move the job's done mark and report finished paths."""
-        if st.barrier is not None:
-            upto = min(upto, st.barrier)
+        upto = st.capped(upto)
         if upto <= st.executed:
             return
         job = self._job
@@ -751,11 +674,11 @@ class GrblArm(Arm):
         job = self._job
         return sum(1 for i in range(job.done) if job.lines[i].ends_path)
 
-    def _running(self, st: _Stream) -> int | None:
+    def _running(self, st: Stream) -> int | None:
         e = st.entries[st.executed] if st.executed < len(st.entries) else None
         return None if e is None else e.idx
 
-    def _halt(self, st: _Stream, on_progress) -> None:
+    def _halt(self, st: Stream, on_progress) -> None:
         """Feed hold, wait for Hold:0, soft reset; then the position says where it stopped."""
 
         def seen(item) -> None:
@@ -776,7 +699,7 @@ class GrblArm(Arm):
         finally:
             st.inflight.clear()
 
-    def _after_alarm(self, st: _Stream, reply: str) -> None:
+    def _after_alarm(self, st: Stream, reply: str) -> None:
         """An alarm or an unexpected banner: GRBL dropped its planner. Reset when it takes one
         (after ``[MSG:Reset to continue]`` for limits), then read where it stopped; the job
         stays locked until home / unlock / register_position."""
@@ -800,25 +723,25 @@ class GrblArm(Arm):
             status = self._query_status()
             self._settle(st, status, on_progress=None)
             if reply.startswith("Grbl") and status is not None:
-                q = _locate(st.entries, st.executed, st.sent, self._work_pos(status))
+                q = locate(st.entries, st.executed, st.sent, self._work_pos(status))
                 job.lost = q is None  # a restart zeroes the position; a reset keeps it
         except (serial.SerialException, OSError, DeviceConnectionError):
             self._close()
         finally:
             st.inflight.clear()
 
-    def _settle(self, st: _Stream, status: Status | None, on_progress) -> None:
+    def _settle(self, st: Stream, status: Status | None, on_progress) -> None:
         """After the machine stopped: the first entry that did not complete, from what is known
         to have run and where the machine is (see `_locate`)."""
         job = self._job
         hi = st.sent if self._ser is None else max(st.acked, st.executed)
-        q = _locate(st.entries, st.executed, hi, self._work_pos(status))
+        q = locate(st.entries, st.executed, hi, self._work_pos(status))
         if q is not None and st.barrier is not None:
             q = min(q, st.barrier)  # a rejected line and all after it run again
         if q is None:
             if status is not None and self._work_pos(status) is not None and not job.locked:
                 job.locked, job.lost = (
-                    f"the machine stopped at {_fmt_pos(self._work_pos(status))} mm, not on the "
+                    f"the machine stopped at {fmt_pos(self._work_pos(status))} mm, not on the "
                     f"job's path",
                     True,
                 )
@@ -858,41 +781,3 @@ class GrblArm(Arm):
         self._stop.set()
         with contextlib.suppress(serial.SerialException, OSError):
             self._write(b"!" if self._streaming else b"!\x18")
-
-
-def _fmt_pos(p) -> str:
-    return "?" if p is None else "(" + ", ".join(f"{v:.3f}" for v in p) + ")"
-
-
-def _near(a, b) -> bool:
-    return max(abs(x - y) for x, y in zip(a, b, strict=True)) <= POSITION_TOL_MM
-
-
-def _on_segment(p, a, b) -> bool:
-    d = [y - x for x, y in zip(a, b, strict=True)]
-    n2 = sum(v * v for v in d)
-    if n2 == 0:
-        return _near(p, a)
-    t = max(0.0, min(1.0, sum((pi - ai) * di for pi, ai, di in zip(p, a, d, strict=True)) / n2))
-    return _near(p, [ai + t * di for ai, di in zip(a, d, strict=True)])
-
-
-def _locate(entries: list[_Entry], lo: int, hi: int, p) -> int | None:
-    """The first entry in [lo, hi] that did not complete, for a machine stopped at ``p``
-    (work mm): entries before ``lo`` ran, those from ``hi`` on never reached GRBL's planner.
-    The earliest consistent answer wins (repeat a move rather than skip one); None when ``p``
-    lies on none of those moves (the position was lost)."""
-    if p is None:
-        return lo
-    for q in range(lo, min(hi, len(entries))):
-        a, b = entries[q].start, entries[q].end
-        if _near(p, a) or (_on_segment(p, a, b) and not _near(p, b)):
-            return q
-    last = min(hi, len(entries))
-    if last > lo and _near(p, entries[last - 1].end):
-        return last
-    if last == lo and lo < len(entries) and _near(p, entries[lo].start):
-        return lo
-    if last == lo and lo == len(entries) and lo > 0 and _near(p, entries[lo - 1].end):
-        return lo
-    return None
