@@ -145,7 +145,9 @@ def test_hard_limit_waits_for_reset_to_continue_and_needs_unlock(rig):
     assert emu.state == "Alarm" and not emu.planner and emu._critical_at is None
     with pytest.raises(MachineLockedError, match="home it"):
         arm.resume()  # never unlocked behind the user's back
-    assert len(emu.log) == since
+    with pytest.raises(MachineLockedError, match="locked in ALARM"):
+        arm.execute(stroke_paths(2))  # nor a new job streamed into a locked controller
+    assert len(emu.log) == since and emu.overflows == 0
     arm.unlock()  # the user checked the machine
     final = arm.resume()
     assert final.completed, final.summary()

@@ -3,14 +3,14 @@
 Streaming uses GRBL's character-counting flow control: as many lines in flight as fit in the
 controller's RX buffer (``rx_buffer_bytes``, 127); each ``ok`` / ``error:N`` frees the bytes of
 the oldest. GRBL's ``ok`` means *parsed and planned*: up to 15 more moves may still be waiting in
-its planner. The driver therefore tracks what actually *ran* (`_Stream`): a ``G4`` / ``M3``
+its planner. The driver therefore tracks what actually *ran* (`tracking.Stream`): a ``G4`` / ``M3``
 acknowledgement means everything before it ran; a status report's ``Bf`` (free planner blocks:
 ``$10`` bit 1, which `connect` turns on) says how many acknowledged moves are still queued, and
 ``Ln`` (when GRBL reports it) which one is running. A job counts as complete when the machine is
 idle with an empty planner.
 
 After a fault it halts (feed hold, wait for ``Hold:0``, soft reset: the position is kept), reads
-where the machine stopped and finds the first job line that did not complete (`_locate`: the
+where the machine stopped and finds the first job line that did not complete (`locate`: the
 moves known to have run, then the position along the moves that may have). `resume` lifts the
 brush where it stands, travels to that line's start, lowers the brush and streams from there.
 Faults:
@@ -732,7 +732,7 @@ class GrblArm(Arm):
 
     def _settle(self, st: Stream, status: Status | None, on_progress) -> None:
         """After the machine stopped: the first entry that did not complete, from what is known
-        to have run and where the machine is (see `_locate`)."""
+        to have run and where the machine is (see `tracking.locate`)."""
         job = self._job
         hi = st.sent if self._ser is None else max(st.acked, st.executed)
         q = locate(st.entries, st.executed, hi, self._work_pos(status))
