@@ -479,11 +479,13 @@ class GrblArm(Arm):
             self._open()
             try:
                 self._after_reconnect(job)
-            except (serial.SerialException, OSError) as e:
-                self._close()
-                raise DeviceConnectionError(
-                    f"GRBL on {self.config.port} unreachable: {e}"
-                ) from None
+            except BaseException as e:
+                self._close()  # the next resume() starts the reconnection over
+                if isinstance(e, (serial.SerialException, OSError)):
+                    raise DeviceConnectionError(
+                        f"GRBL on {self.config.port} unreachable: {e}"
+                    ) from None
+                raise
         status = self._query_status(timeout=self.config.connect_timeout_s)
         if status is None:
             raise DeviceConnectionError(f"no status reply from GRBL on {self.config.port}")
