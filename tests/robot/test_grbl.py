@@ -230,6 +230,24 @@ def test_rebooted_machine_without_homing_resumes_after_register_position(rig, ba
     assert_lifted_before_moving(emu, since, travel_z=TRAVEL_Z + emu.g54[2])
 
 
+@pytest.mark.parametrize("rig", [{"config": {"status_interval_s": 0.02}}], indirect=True)
+def test_controller_restart_mid_job_stops_until_registered(rig):
+    emu, arm = rig
+    report, since = run_to_fault(emu, arm, Fault("restart", 80))
+    assert "reset or restarted" in report.fault and "register_position" in report.fault
+    with pytest.raises(MachineLockedError, match="position is lost"):
+        arm.resume()
+    with pytest.raises(MachineLockedError):
+        arm.unlock()  # $X does not bring a lost position back
+        arm.resume()
+    assert len(emu.log) == since  # nothing moved
+    arm.register_position(0.0, 0.0, TRAVEL_Z)
+    final = arm.resume()
+    assert final.completed, final.summary()
+    assert_nothing_skipped(emu, final, emu.faults[0].line)
+    assert_lifted_before_moving(emu, since, travel_z=TRAVEL_Z + emu.g54[2])
+
+
 @pytest.mark.parametrize("rig", [{"config": {"ack_timeout_s": 0.4}}], indirect=True)
 def test_feed_hold_longer_than_the_timeout_is_not_a_fault(rig):
     emu, arm = rig

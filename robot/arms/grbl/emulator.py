@@ -77,6 +77,7 @@ class Fault:
             "vanish": the port disappears at ``at`` (cable pulled); the controller keeps running
             what it has and keeps its position; `reconnect` plugs it back;
             "reboot": as "vanish", and the controller restarts (position 0, offsets lost);
+            "restart": the controller restarts with the port open (a brown-out): banner;
             "garbage": ``count`` bursts of random bytes, one after every ``every``-th line;
             "slow": wait ``delay_s`` before parsing each of ``count`` lines from N on.
         line: the ``N`` number of the job line that triggers it.
@@ -472,7 +473,7 @@ class GrblEmulator:
 
     def _arm_motion_fault(self, blk: _Block) -> None:
         for f in self.faults:
-            kinds = ("limit", "reset", "hold", "vanish", "reboot")
+            kinds = ("limit", "reset", "hold", "vanish", "reboot", "restart")
             if f.kind in kinds and f.line == blk.n and not f.fired:
                 f.fired = 1
                 self._motion_fault = (blk.t0 + f.at * blk.duration, f)
@@ -493,6 +494,13 @@ class GrblEmulator:
         elif f.kind == "hold":
             self._feed_hold()
             self._cycle_at = time.perf_counter() + f.delay_s
+        elif f.kind == "restart":
+            self.reboots += 1
+            self._wipe()
+            self.mpos = [0.0, 0.0, 0.0]
+            self._plan_pos = [0.0, 0.0, 0.0]
+            self.state = "Alarm" if self.settings[22] else "Idle"
+            self._write(BANNER + (LOCKED if self.state == "Alarm" else b""))
         else:  # vanish / reboot
             if f.kind == "reboot":
                 self.mpos = self._position()
