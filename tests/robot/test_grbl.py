@@ -248,23 +248,23 @@ def test_controller_restart_mid_job_stops_until_registered(rig):
     assert_lifted_before_moving(emu, since, travel_z=TRAVEL_Z + emu.g54[2])
 
 
-@pytest.mark.parametrize("rig", [{"config": {"ack_timeout_s": 0.4}}], indirect=True)
+@pytest.mark.parametrize("rig", [{"config": {"ack_timeout_s": 0.8}}], indirect=True)
 def test_feed_hold_longer_than_the_timeout_is_not_a_fault(rig):
     emu, arm = rig
     paths = stroke_paths(20)
-    emu.faults.append(Fault("hold", painting_line(arm, paths, 150), delay_s=1.2))
+    emu.faults.append(Fault("hold", painting_line(arm, paths, 150), delay_s=2.0))
     report = arm.execute(paths)
     assert report.completed, report.summary()
     assert emu.faults[0].fired
     assert_every_line_once(emu, report)
 
 
-@pytest.mark.parametrize("rig", [{"config": {"ack_timeout_s": 0.4}}], indirect=True)
+@pytest.mark.parametrize("rig", [{"config": {"ack_timeout_s": 0.8}}], indirect=True)
 def test_a_stalled_controller_times_out(rig):
     emu, arm = rig
-    emu.faults.append(Fault("slow", 100, count=1, delay_s=2.0))
+    emu.faults.append(Fault("slow", 100, count=1, delay_s=3.0))
     report = arm.execute(stroke_paths(20))
-    assert "no progress from the controller for 0.4 s" in report.fault
+    assert "no progress from the controller for 0.8 s" in report.fault
     final = arm.resume()
     assert final.completed, final.summary()
     assert_every_line_once(emu, final)
@@ -272,7 +272,7 @@ def test_a_stalled_controller_times_out(rig):
 
 @pytest.mark.parametrize(
     "rig",
-    [{"emulator": {"settings": {}, "time_scale": 20.0}, "config": {"ack_timeout_s": 0.5}}],
+    [{"emulator": {"settings": {}, "time_scale": 20.0}, "config": {"ack_timeout_s": 0.8}}],
     indirect=True,
 )
 def test_stock_speed_settings_slow_moves_are_not_a_timeout(rig):
