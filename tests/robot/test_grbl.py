@@ -302,10 +302,10 @@ def test_stop_mid_job_from_another_thread_then_resume(rig):
     stopper = threading.Thread(target=arm.stop)
 
     def on_progress(done, total):
-        if done == 10:
+        if done == 5:
             stopper.start()  # stop() from another thread while lines are queued
 
-    report = arm.execute(stroke_paths(30), on_progress=on_progress)
+    report = arm.execute(stroke_paths(12), on_progress=on_progress)
     stopper.join()
     since = len(emu.log)
     assert report.stopped and not report.completed
