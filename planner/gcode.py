@@ -3,8 +3,8 @@
 Dialect: G21 (mm), G90 (absolute), G0 travel with the brush lifted to `z_up_mm`, G1 with a
 feed rate while painting; the brush's Z follows the stroke's pressure,
 ``z = z_touch_mm - pressure * press_mm`` (more pressure = lower). X/Y are millimetres of the
-canvas placed at `origin_mm` on the machine; with `flip_y` (the usual machine convention, y up)
-machine y = origin y + (canvas height - canvas y).
+canvas placed at `origin_mm` on the machine, by `canvas_to_machine_mm`: the one convention of
+CoFRIDA's G-code, shared with the GRBL driver (`robot.arms.grbl`).
 
 Paint handling (choose with the config):
 
@@ -23,6 +23,28 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from planner.plan import Plan
+
+
+def canvas_to_machine_mm(
+    x_m: float,
+    y_m: float,
+    canvas_height_m: float,
+    origin_mm: tuple[float, float] = (0.0, 0.0),
+    flip_y: bool = True,
+    x_sign: int = 1,
+) -> tuple[float, float]:
+    """Canvas meters (x right, y down from the top-left corner) -> machine mm.
+
+    The convention of every G-code CoFRIDA writes (`plan_to_gcode` and the GRBL driver):
+    machine Y points up, away from the operator (``flip_y=True``, GRBL's usual set-up), and
+    ``origin_mm`` is the machine (X, Y) of the canvas' bottom-left corner, so the canvas covers
+    ``[ox, ox + W] x [oy, oy + H]``: ``X = ox + 1000 x``, ``Y = oy + 1000 (H - y)``. With
+    ``flip_y=False`` (machine Y down) ``origin_mm`` is the top-left corner: ``Y = oy + 1000 y``.
+    ``x_sign=-1`` mirrors X (``X = ox - 1000 x``).
+    """
+    ox, oy = origin_mm
+    y = oy + 1000.0 * (canvas_height_m - y_m) if flip_y else oy + 1000.0 * y_m
+    return ox + x_sign * 1000.0 * x_m, y
 
 
 @dataclass(frozen=True)
@@ -77,8 +99,7 @@ def plan_to_gcode(plan: Plan, config: GcodeConfig | None = None) -> str:
     ox, oy = cfg.origin_mm
 
     def xy(x_m: float, y_m: float) -> str:
-        x = ox + x_m * 1000
-        y = oy + (h_mm - y_m * 1000 if cfg.flip_y else y_m * 1000)
+        x, y = canvas_to_machine_mm(x_m, y_m, plan.canvas.height_m, cfg.origin_mm, cfg.flip_y)
         return f"X{x:.{d}f} Y{y:.{d}f}"
 
     def z_of(pressure: float) -> float:

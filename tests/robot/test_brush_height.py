@@ -99,14 +99,14 @@ def test_first_dab_marking_is_refused_and_a_person_can_answer():
 
 
 def test_grbl_dab_on_the_emulator_goes_exactly_to_the_height():
-    emulator = GrblEmulator(max_rate_hz=5000.0)
+    emulator = GrblEmulator(max_rate_hz=5000.0, time_scale=100.0, settings={110: 8000.0})
     arm = make_arm(GrblArmConfig(port=emulator.start(), surface_z_mm=-20.0))
     arm.connect()
     try:
         arm.dab(0.05, 0.04, -0.0015, dip=True)
         zs = [m.pos[2] for m in emulator.log]
         assert min(zs) == pytest.approx(-20.0 - arm.config.station_depth_mm)  # the paint well
-        dab = [m for m in emulator.log if m.pos[:2] == (50.0, 40.0)]
+        dab = [m for m in emulator.log if m.pos[:2] == (50.0, 175.9)]  # machine Y up
         assert min(m.pos[2] for m in dab) == pytest.approx(-21.5)
         assert emulator.log[-1].text == "G4P0" and zs[-1] == pytest.approx(0.0)  # lifted
         sent = len(emulator.log)

@@ -85,7 +85,7 @@ def test_correction_comes_before_the_safety_check_and_reaches_the_wire():
     safe = arm.check([path])
     np.testing.assert_allclose(safe[0].points[:, 0], path.points[:, 0] - 0.004, atol=1e-7)
     np.testing.assert_allclose(safe[0].points[:, 1], path.points[:, 1] + 0.003, atol=1e-7)
-    assert "G0 X46 Y103" in [line.text for line in job_lines(safe, arm.config)]
+    assert "G1 X46 Y112.9" in [line.text for line in job_lines(safe, arm.config)]  # Y up
     # a target the correction pushes out of the paint box is refused, not sent elsewhere
     edge = BrushPath(torch.tensor([[0.006, 0.1, 0.5], [0.02, 0.1, 0.5]]), torch.zeros(3))
     with pytest.raises(ValueError, match="outside the workspace"):

@@ -15,8 +15,12 @@ PEN_MODES = ("z", "servo")
 class GrblArmConfig(ArmConfig):
     """A machine speaking GRBL 1.1 G-code over a serial port.
 
-    Canvas meters map to machine millimetres as ``X = origin_x_mm + x_sign * 1000 * x`` (same
-    for Y); the brush height is either the Z axis (``pen="z"``) or a servo (``pen="servo"``,
+    Canvas meters (x right, y down) map to machine millimetres by
+    `planner.gcode.canvas_to_machine_mm`, the convention `plan.to_gcode` uses too: machine Y up
+    (``y_sign=-1``, the default), ``(origin_x_mm, origin_y_mm)`` the canvas' bottom-left corner,
+    ``X = origin_x_mm + 1000 x``, ``Y = origin_y_mm + 1000 (canvas_height - y)``; with
+    ``y_sign=+1`` (machine Y down) the origin is the top-left corner and ``Y = origin_y_mm +
+    1000 y``. The brush height is either the Z axis (``pen="z"``) or a servo (``pen="servo"``,
     ``M3 S<n>``).
     """
 
@@ -25,10 +29,10 @@ class GrblArmConfig(ArmConfig):
     port: str = "/dev/ttyUSB0"  # serial device of the controller
     baudrate: int = 115200  # GRBL 1.1 default
     rx_buffer_bytes: int = 127  # bytes in flight: GRBL's RX buffer is 128, one kept free (its docs)
-    origin_x_mm: float = 0.0  # mm, machine X of the canvas' top-left corner
-    origin_y_mm: float = 0.0  # mm, machine Y of the canvas' top-left corner
+    origin_x_mm: float = 0.0  # mm, machine X of the canvas' left edge
+    origin_y_mm: float = 0.0  # mm, machine Y of the canvas' bottom edge (top edge: y_sign=+1)
     x_sign: int = 1  # +1 / -1: machine X direction of canvas +x
-    y_sign: int = 1  # +1 / -1: machine Y direction of canvas +y (down the canvas)
+    y_sign: int = -1  # -1: machine Y up (canvas y is down), as plan.to_gcode; +1: machine Y down
     pen: str = "z"  # "z": brush height on the Z axis; "servo": M3 S<n> sets the height
     surface_z_mm: float = 0.0  # mm, machine Z where the bristles just touch (brush height calib.)
     press_depth_mm: float = 3.0  # mm below the surface at pressing depth z = 1
@@ -40,7 +44,7 @@ class GrblArmConfig(ArmConfig):
     servo_settle_s: float = 0.15  # s dwell (G4) after a servo move: servos are not tracked
     homing: bool = False  # home() runs $H (machine has limit switches) instead of a G0 to origin
     unlock_on_connect: bool = False  # send $X if the machine starts in ALARM (only if it is safe)
-    ack_timeout_s: float = 10.0  # s without an ok before the job halts: longest G4/move + margin
+    ack_timeout_s: float = 10.0  # s without progress (no ok, no motion, no hold) before a halt
     status_interval_s: float = 0.2  # s between status polls (?) while streaming
     connect_timeout_s: float = 3.0  # s to wait for the GRBL banner after a reset
     line_numbers: bool = True  # send N<k> on job lines: status Ln tells which ran after a fault
