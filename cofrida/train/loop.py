@@ -5,8 +5,9 @@ Runs unchanged on one CPU, one GPU, or under ``accelerate launch`` on many GPUs 
 
     train_config.json          the TrainConfig of the run
     log.jsonl                  one line per optimizer step: step, loss terms, lr, steps/s
-    checkpoint-<step>/         accelerate state (model, optimizer, scheduler, sampler, RNG)
-                               + training_state.json ({"step": ...}); the last m are kept
+    checkpoint-<step>/         accelerate state: the weights that train (LoRA: the adapters and
+                               conv_in, not the frozen UNet/VAE), optimizer, scheduler, sampler,
+                               RNG + training_state.json ({"step": ...}); the last m are kept
     validation/step-<step>.png rows of [canvas | proposal | target] for fixed records
     final/                     the fine-tuned EditModel bundle (EditModel.from_pretrained)
 """
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cofrida.train.checkpoint_state import keep_only_trainable
 from cofrida.train.config import TrainConfig
 from cofrida.train.data import ShardDataset, collate
 from cofrida.train.losses import PatchDiscriminator, hinge_discriminator_loss
@@ -37,6 +39,7 @@ from cofrida.train.objectives import (
     finish_inputs,
     multi_step_loss,
 )
+from cofrida.train.world import check_world
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "training_state.json"
@@ -106,6 +109,9 @@ def _setup_trainable(model, config: TrainConfig) -> list[torch.nn.Parameter]:
                 p.requires_grad_(".lora_" in name)
         else:
             model.add_lora(rank=config.lora_rank, conv=config.lora_conv)
+        # the first layer trains in full (pix2pix-Turbo): the canvas channels a text-to-image
+        # UNet gets start at zero, and frozen they would keep the canvas unseen for good
+        model.unet.conv_in.requires_grad_(True)
     else:
         model.unet.requires_grad_(True)
     if config.skip_connections and config.mode == "one_step":
@@ -146,12 +152,22 @@ def _image_grid(rows: list[list[torch.Tensor]]) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr))
 
 
-def _validate(model, items: list[dict], prompts: list[str], path: Path, mode: str) -> None:
-    """Write [canvas | proposal | target] rows for fixed records (+ extra prompts on the first)."""
+def _validate(
+    model, items: list[dict], prompts: list[str], path: Path, mode: str, resolution: int
+) -> None:
+    """Write [canvas | proposal | target] rows for fixed records (+ extra prompts on the first).
+
+    Nothing is written when there is neither a record nor a prompt to show.
+    """
+    jobs = [(it["partial"], it["caption"], it["full"]) for it in items]
+    first = items[0]["partial"] if items else None
+    for p in prompts:  # extra prompts on the first record's canvas (blank paper without one)
+        canvas = first if first is not None else torch.ones(3, resolution, resolution)
+        jobs.append((canvas, p, None))
+    if not jobs:
+        return
     was_training = model.unet.training
     model.unet.eval()
-    jobs = [(it["partial"], it["caption"], it["full"]) for it in items]
-    jobs += [(items[0]["partial"], p, None) for p in prompts]
     rows = []
     for canvas, prompt, target in jobs:
         out = model.propose(canvas, prompt, n=1, seed=0, mode=mode)[0].cpu()
@@ -222,6 +238,8 @@ def train(
         project_dir=str(out),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    check_world(accelerator)
+    keep_only_trainable(accelerator)
     set_seed(config.seed)
 
     # 1. Data first: a bad folder fails before any model is built.
@@ -379,7 +397,7 @@ def train(
             ):
                 _validate(
                     model, val_items, config.validation_prompts,
-                    out / "validation" / f"step-{step:06d}.png", config.mode,
+                    out / "validation" / f"step-{step:06d}.png", config.mode, config.resolution,
                 )  # fmt: skip
             if step >= config.max_steps or stopped:
                 break
