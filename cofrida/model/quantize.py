@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from cofrida.model import unet_io
+
 DEFAULT_RANK = 32  # the low-rank branch that absorbs outliers (SVDQuant's default)
 DEFAULT_GROUP_SIZE = 64  # one 4-bit scale per 64 input channels
 
@@ -29,6 +31,8 @@ def quantize_edit_model(
 
     The UNet is calibrated on the model proposing as configured (with its structure steps, when
     it has them, so both kinds of passes are seen); the teacher on full multi-step proposals.
+    A LoRA-adapted UNet has its adapters merged into its weights first; its multi-step teacher,
+    the base UNet with the adapters switched off, is then gone (a ``teacher_unet`` stays).
 
     Args:
         model: an `EditModel` in full precision.
@@ -54,6 +58,9 @@ def quantize_edit_model(
         )
     if any(True for _ in kernels.quantized_layers(model.unet)):
         raise ValueError("the UNet is quantized already")
+    # LoRA adapters are folded into the weights first: the quantized layers then carry them
+    # (the plain layers' weights, rounded to W4A4) and the bundle is one plain W4A4 UNet.
+    unet_io.merge_lora(model.unet)
     # layers narrower than 64 features stay in full precision (kernels' default: they save
     # little and are the most sensitive)
     config = kernels.SVDQuantConfig(rank=rank, group_size=group_size, dtype=dtype)

@@ -83,6 +83,20 @@ def add_lora(unet, rank: int = 8, alpha: float | None = None, conv: bool = False
     unet.add_adapter(config)
 
 
+def merge_lora(unet) -> bool:
+    """Fold the UNet's peft LoRA adapters into its weights and remove them, in place.
+
+    Afterwards the UNet is a plain one that computes what the adapted one did (to float
+    rounding); used before quantizing, as `kernels.quantize_` replaces plain layers only.
+    Returns whether there was anything to merge.
+    """
+    if not has_lora(unet):
+        return False
+    unet.fuse_lora()
+    unet.unload_lora()
+    return True
+
+
 def save_unet(unet, folder: Path) -> None:
     """Write the UNet into ``folder/unet`` (and ``folder/unet_lora``) in the matching form."""
     import kernels
