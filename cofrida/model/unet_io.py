@@ -50,6 +50,27 @@ def extend_conv_in(unet, in_channels: int = 8):
     return unet
 
 
+def unquantized_floats(unet) -> dict[str, torch.Tensor]:
+    """Float parameters and buffers outside the quantized layers, by state-dict name."""
+    import kernels
+
+    quantized = {name for name, _ in kernels.quantized_layers(unet)}
+    return {
+        k: v
+        for k, v in unet.state_dict().items()
+        if v.is_floating_point() and k.rpartition(".")[0] not in quantized
+    }
+
+
+@torch.no_grad()
+def round_unquantized_(unet, dtype: torch.dtype = torch.float16) -> None:
+    """Round the weights a W4A4 bundle stores in 16 bit (norms, conv_in, conv_out, narrow
+    layers) to ``dtype`` in place, keeping their dtype: the model then computes what its saved
+    bundle will."""
+    for v in unquantized_floats(unet).values():
+        v.copy_(v.to(dtype))
+
+
 def has_lora(unet) -> bool:
     """Whether peft adapters are injected in the UNet."""
     return bool(getattr(unet, "peft_config", None))
@@ -105,7 +126,12 @@ def save_unet(unet, folder: Path) -> None:
     if is_quantized(unet):
         target.mkdir(parents=True, exist_ok=True)
         unet.save_config(target)
-        kernels.save_quantized(unet, target / W4A4_FILE)
+        # the weights outside the quantized layers go in 16 bit when that loses nothing (a
+        # UNet quantized by `cofrida.model.quantize` has them rounded already), so a saved
+        # bundle proposes exactly what the model in memory did
+        lossless = all(v.equal(v.half().to(v.dtype)) for v in unquantized_floats(unet).values())
+        float_dtype = torch.float16 if lossless else None
+        kernels.save_quantized(unet, target / W4A4_FILE, float_dtype=float_dtype)
         return
     if not has_lora(unet):
         unet.save_pretrained(target, safe_serialization=True)
