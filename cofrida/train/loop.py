@@ -302,6 +302,9 @@ def train(
     if not one_step:
         uncond = encode_captions(model, [""], accelerator.device)
 
+    if accelerator.num_processes > 1:  # each process its own noise (data is sharded already)
+        set_seed(config.seed + accelerator.process_index)
+
     # 3. Resume: state, step, and where in the data order it stopped.
     step = 0
     start = resolve_resume(resume, out)
@@ -322,6 +325,7 @@ def train(
     last_loss, stopped = math.nan, False
     tick, tick_step = time.perf_counter(), step
     accum: dict[str, float] = {}
+    seen: list[torch.Tensor] = []  # record indices of the current step's micro-batches
     while step < config.max_steps and not stopped:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
@@ -363,16 +367,24 @@ def train(
                     parts["discriminator"] = float(d_loss.detach())
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 accum[k] = accum.get(k, 0.0) + v / config.grad_accumulation
+            seen.append(batch["index"])
             if not accelerator.sync_gradients:
                 continue
 
-            # one optimizer step done
+            # one optimizer step done; loss: the mean over processes; records: the distinct
+            # records of the step over all processes (batch x accumulation x processes when
+            # the data is sharded as it should be)
             step += 1
+            world = accelerator.reduce(torch.tensor([accum["loss"]], device=accelerator.device))
+            accum["loss"] = float(world[0]) / accelerator.num_processes
+            indices = accelerator.gather(torch.cat(seen).to(accelerator.device))
+            seen = []
             last_loss = accum["loss"]
             now = time.perf_counter()
             record = {
                 "step": step,
                 **{k: round(v, 6) for k, v in accum.items()},
+                "records": int(indices.unique().numel()),
                 "lr": lr_scheduler.get_last_lr()[0],
                 "steps_per_s": round((step - tick_step) / max(now - tick, 1e-9), 3),
             }
