@@ -39,6 +39,7 @@ from cofrida.train.objectives import (
     finish_inputs,
     multi_step_loss,
 )
+from cofrida.train.optim import AdamWBF16
 from cofrida.train.world import check_world
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -130,6 +131,18 @@ def _setup_trainable(model, config: TrainConfig) -> list[torch.nn.Parameter]:
         params += [p for p in model.vae_skips.parameters() if p.requires_grad]
     params += [p for part in decoder for p in part.parameters() if p.requires_grad]
     return params
+
+
+def _to_bf16(model, config: TrainConfig, device) -> None:
+    """Store the model in bfloat16; LoRA adapters and conv_in (the small trainable parts of a
+    LoRA run) stay float32. Raises ValueError where the hardware has no bf16."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("weights_dtype bf16: this GPU has no bfloat16 (use fp32)")
+    model.to(torch.bfloat16)
+    if config.finetune == "lora":
+        for p in model.unet.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
 
 
 def _load_scorer(config: TrainConfig, device):
@@ -277,11 +290,12 @@ def train(
     if not params:
         raise ValueError("nothing to train: the model has no trainable parameters")
     model.to(accelerator.device)
+    if config.weights_dtype == "bf16":
+        _to_bf16(model, config, accelerator.device)
     one_step = config.mode == "one_step"
     trainable = OneStepGenerator(model) if one_step else MultiStepDenoiser(model)
-    optimizer = torch.optim.AdamW(
-        params, lr=config.learning_rate, weight_decay=config.adam_weight_decay
-    )
+    adamw = AdamWBF16 if config.weights_dtype == "bf16" else torch.optim.AdamW
+    optimizer = adamw(params, lr=config.learning_rate, weight_decay=config.adam_weight_decay)
     warmup = config.lr_warmup_steps * accelerator.num_processes
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
@@ -424,6 +438,8 @@ def train(
             if teacher is not None:
                 model.teacher_unet = teacher
                 model.config.structure_steps = config.structure_steps
+            if config.weights_dtype == "bf16":
+                model.to(torch.float32)  # the bundle in float32, as any other
             model.save_pretrained(final)  # the same modules the wrapped ones hold
     accelerator.end_training()
     loss = None if math.isnan(last_loss) else last_loss  # None: no step ran (valid JSON)

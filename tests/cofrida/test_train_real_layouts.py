@@ -93,3 +93,44 @@ def test_no_validation_records_still_writes_the_final_bundle(data_dir, turbo_lay
                  validation_records=0, validation_prompts=["a blue boat"]))  # fmt: skip
     assert (out / "validation" / "step-000001.png").is_file()
     assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 1
+
+
+def test_stochastic_rounding_keeps_updates_below_half_a_bf16_ulp():
+    from cofrida.train.optim import AdamWBF16, stochastic_round_bf16
+
+    torch.manual_seed(0)
+    x = torch.full((100_000,), 1.0 + 1e-3)  # between bf16 neighbours 1.0 and 1.0078
+    assert stochastic_round_bf16(x).float().mean().item() == pytest.approx(1.001, abs=2e-4)
+    p = torch.nn.Parameter(torch.ones(4096, dtype=torch.bfloat16))
+    opt = AdamWBF16([p], lr=1e-4, weight_decay=0.0)
+    for _ in range(300):  # 300 steps of -1e-4 each (Adam's step is ~lr): about 0.97 in all
+        p.grad = torch.ones_like(p)
+        opt.step()
+    assert p.dtype == torch.bfloat16 and opt.state[p]["exp_avg"].dtype == torch.bfloat16
+    assert p.float().mean().item() == pytest.approx(0.97, abs=3e-3)  # nearest rounding: 1.0
+
+
+def test_full_fine_tune_in_bf16_weights_learns_and_halves_checkpoints(turbo_layout, tmp_path):
+    from tests.cofrida.test_train import write_shard as shard
+
+    data = tmp_path / "two"
+    shard(data, n=2)
+    runs = {}
+    for dtype in ("fp32", "bf16"):
+        out = tmp_path / dtype
+        train(config(data, turbo_layout, out, batch_size=2, max_steps=12, checkpoint_every=12,
+                     learning_rate=2e-3, perceptual_weight=0.0, validation_records=1,
+                     train_decoder=True, mixed_precision="bf16", weights_dtype=dtype))  # fmt: skip
+        runs[dtype] = [r["reconstruction"] for r in log_of(out)]
+        with safe_open(str(out / "checkpoint-12" / "model.safetensors"), framework="pt") as f:
+            kinds = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118
+        assert kinds == ({"BF16"} if dtype == "bf16" else {"F32"})
+        runs[dtype + "_mb"] = (out / "checkpoint-12" / "model.safetensors").stat().st_size
+        loaded = EditModel.from_pretrained(out / "final")
+        assert loaded.unet.conv_in.weight.dtype == torch.float32
+    # bf16 learns about as fast as fp32 (same data, same steps)
+    assert sum(runs["bf16"][-3:]) < 0.9 * 3 * runs["bf16"][0]
+    assert sum(runs["bf16"][-3:]) < 1.2 * sum(runs["fp32"][-3:])
+    assert runs["bf16_mb"] < 0.55 * runs["fp32_mb"]
+    with pytest.raises(ValueError, match="weights_dtype bf16 needs mixed_precision bf16"):
+        config(data, turbo_layout, tmp_path / "x", weights_dtype="bf16")
