@@ -71,6 +71,24 @@ def round_unquantized_(unet, dtype: torch.dtype = torch.float16) -> None:
         v.copy_(v.to(dtype))
 
 
+@torch.no_grad()
+def cast_unquantized_(unet, dtype: torch.dtype) -> None:
+    """Cast the float weights outside the quantized layers to ``dtype`` (e.g. fp16 on a GPU);
+    the quantized layers keep the dtypes they were quantized with."""
+    import kernels
+
+    quantized = {name for name, _ in kernels.quantized_layers(unet)}
+    for name, module in unet.named_modules():
+        if name in quantized or any(name.startswith(q + ".") for q in quantized if q):
+            continue
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
+        for key, b in module.named_buffers(recurse=False):
+            if b.is_floating_point():
+                setattr(module, key, b.to(dtype))
+
+
 def has_lora(unet) -> bool:
     """Whether peft adapters are injected in the UNet."""
     return bool(getattr(unet, "peft_config", None))
