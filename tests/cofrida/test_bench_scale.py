@@ -20,8 +20,9 @@ def test_quick_run_prints_the_figures_and_a_small_lora_checkpoint(capsys):
                 "lora_checkpoint_mb"):  # fmt: skip
         assert isinstance(result[key], (int, float)), key
     assert result["blocks"] == list(scale.QUICK_BLOCKS)
-    # the same layer kinds as SD-1.5: all but conv_in / conv_out quantized, 3x3 convs included
-    assert result["quantized_param_share"] > 0.95
+    # 3x3 convs included; here the 32-channel level stays float (< 64 channels): 0.94, while
+    # at SD-1.5 widths only conv_in / conv_out do (0.9994)
+    assert result["quantized_param_share"] > 0.9
     assert result["unet_w4a4_mb"] < result["unet_fp16_mb"]
     # the adapter checkpoint is a fraction of the frozen UNet, not a copy of it
     assert result["lora_checkpoint_mb"] < 0.5 * result["unet_fp16_mb"]
