@@ -110,7 +110,19 @@ def test_stochastic_rounding_keeps_updates_below_half_a_bf16_ulp():
     assert p.float().mean().item() == pytest.approx(0.97, abs=3e-3)  # nearest rounding: 1.0
 
 
-def test_full_fine_tune_in_bf16_weights_learns_and_halves_checkpoints(turbo_layout, tmp_path):
+@pytest.fixture
+def fresh_precision():
+    """accelerate keeps one mixed-precision setting per process: start and leave it unset."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def test_full_fine_tune_in_bf16_weights_learns_and_halves_checkpoints(
+    turbo_layout, tmp_path, fresh_precision
+):
     from tests.cofrida.test_train import write_shard as shard
 
     data = tmp_path / "two"
