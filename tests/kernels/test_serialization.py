@@ -134,3 +134,21 @@ def test_loading_a_non_svdquant_file_fails_clearly(tmp_path):
     save_file({"w": torch.zeros(2)}, str(p))
     with pytest.raises(ValueError, match="not an SVDQuant file"):
         load_quantized(make_unet, p)
+
+
+def test_format_versions_one_and_two_load_a_newer_one_is_refused(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model, path = saved
+    assert read_metadata(path)["version"] == "2"
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    old = tmp_path / "v1.safetensors"  # what files written before 3x3 convs said
+    save_file(tensors, str(old), metadata={**meta, "version": "1"})
+    with torch.no_grad():
+        assert torch.equal(load_quantized(make_unet, old)(*inputs()), model(*inputs()))
+    newer = tmp_path / "v3.safetensors"
+    save_file(tensors, str(newer), metadata={**meta, "version": "3"})
+    with pytest.raises(ValueError, match="format version '3'"):
+        load_quantized(make_unet, newer)
