@@ -91,8 +91,15 @@ def _int4_groups(
 def fake_quant_act_groups(xs: torch.Tensor, group_size: int) -> torch.Tensor:
     """float32 (M, Kp): Q(xs) dequantized, the values `quantize_int4_groups` (float32 scales)
     encodes for (M, K) activations, without packing (K zero-padded to Kp)."""
-    q, scales = _int4_groups(xs, group_size, torch.float32)
-    return (q * scales[..., None]).view(xs.shape[0], -1)
+    # the same arithmetic as `_int4_groups` (bit for bit), in place: this runs on every
+    # activation of every W4A4 layer on CPU, where each extra temporary costs a memory pass
+    r, k = xs.shape
+    kp = padded_k(k, group_size)
+    tg = _pad_k(xs.float(), kp).view(r, kp // group_size, group_size)  # (R, G, gs)
+    scales = tg.abs().amax(dim=-1, keepdim=True).div_(QMAX)  # (R, G, 1) float32
+    denom = torch.where(scales > 0, scales, torch.ones_like(scales))
+    q = (tg / denom).add_(0.5).floor_().clamp_(-8, 7)
+    return q.mul_(scales).view(r, kp)
 
 
 def dequantize_int4_groups(packed: torch.Tensor, scales: torch.Tensor, k: int) -> torch.Tensor:
