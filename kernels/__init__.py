@@ -22,11 +22,13 @@ from kernels.quantize import (
     weight_bytes,
 )
 from kernels.serialization import load_quantized, read_metadata, save_quantized
+from kernels.svdquant_conv import SVDQuantConv2d
 from kernels.svdquant_linear import SVDQuantConv1x1, SVDQuantLinear
 
 __all__ = [
     "SVDQuantConfig",
     "SVDQuantConv1x1",
+    "SVDQuantConv2d",
     "SVDQuantLinear",
     "act_quant_lowrank",
     "add_lora",

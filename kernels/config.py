@@ -26,6 +26,8 @@ class SVDQuantConfig:
         min_features: layers with in_features or out_features below this stay in full
             precision (tiny layers save nothing and are accuracy-sensitive).
         skip: fully qualified module names (as in ``named_modules``) that stay unquantized.
+        convs: also quantize k x k convolutions (3x3 resnet convs, down/upsamplers: 63% of
+            an SD-1.5 UNet's weights) as `SVDQuantConv2d`; False keeps them in full precision.
     """
 
     rank: int = 32
@@ -34,6 +36,7 @@ class SVDQuantConfig:
     dtype: torch.dtype = torch.bfloat16
     min_features: int = 64
     skip: tuple[str, ...] = ()
+    convs: bool = True
 
     def __post_init__(self) -> None:
         if self.rank < 0:

@@ -28,7 +28,8 @@ def add_lora(
     Args:
         layer: an SVDQuant layer (linear or 1x1 conv).
         name: adapter name, unique per layer.
-        down: A, (r, K) (a (r, K, 1, 1) conv weight is accepted), any float dtype.
+        down: A, (r, K) (a (r, K, 1, 1) conv weight is accepted; for a k x k conv layer its
+            (r, C, kh, kw) LoRA down conv), any float dtype.
         up: B, (N, r) (or (N, r, 1, 1)), any float dtype.
         scale: LoRA scale (alpha / r in peft terms).
 
@@ -37,15 +38,16 @@ def add_lora(
     """
     if name in layer.adapters:
         raise ValueError(f"adapter {name!r} already on this layer")
-    down, up = down.flatten(1).float(), up.flatten(1).float()  # (r, K), (N, r)
+    up = up.flatten(1).float()  # (N, r)
     r = down.shape[0]
-    if down.shape != (r, layer.in_features) or up.shape != (layer.out_features, r):
+    fits = down[0].numel() == layer.smooth.numel() * getattr(layer, "taps", 1)
+    if not fits or up.shape != (layer.out_features, r):
         raise ValueError(
             f"LoRA shapes {tuple(down.shape)}, {tuple(up.shape)} do not fit a layer "
             f"{layer.in_features} -> {layer.out_features}"
         )
     device, dtype = layer.l1.device, layer.l1.dtype
-    l1_new = (down.T.to(device) * layer.smooth[:, None]).to(dtype)  # (K, r): λ ⊙ A^T
+    l1_new = layer.lora_down_to_l1(down).to(device, dtype)  # (K, r): λ ⊙ A^T
     l2_new = (up.T.to(device) * scale).to(dtype)  # (r, N)
     start = layer.rank
     layer.l1 = torch.cat((layer.l1, l1_new), dim=1)

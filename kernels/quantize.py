@@ -6,14 +6,11 @@ Which layers:
     * every 1x1, stride-1, ungrouped ``nn.Conv2d`` (resnet ``conv_shortcut``, transformer
       ``proj_in``/``proj_out`` when the UNet does not use linear projections): a per-pixel
       linear map, so it is the same GEMM over B*H*W tokens.
-    * Other convolutions (3x3 resnet convs, ``conv_in``/``conv_out``, down/upsamplers) stay in
-      full precision. As GEMMs they need im2col: K = 9 * C_in, and each activation would be
-      quantized nine times in nine different groups, so the token-wise fused kernel does not
-      apply without materialising the 9x larger patch matrix; smoothing also needs one λ per
-      input channel shared by the nine taps, which fits the per-group scales poorly. In SDXL
-      most weights sit in the transformer blocks' linears, so the 3x3 convs are the smaller
-      share; quantizing them needs an implicit-GEMM conv kernel (weight-only 4 bit would be
-      the simpler first step), left for later.
+    * every other ungrouped, zero-padded nn.Conv2d (3x3 resnet convs, down/upsamplers) when
+      ``config.convs``: `SVDQuantConv2d`, an im2col GEMM with a tap-major K, so activations are
+      quantized once per pixel and channel group and the CPU path is one F.conv2d (see
+      `kernels.svdquant_conv`). Both channel counts must be >= ``config.min_features``, so
+      ``conv_in`` (4 or 8 latent channels) and ``conv_out`` stay in full precision.
 
 Calibration: ``calibration`` gives a handful of real inputs; a forward hook records each target
 layer's per-input-channel max |x|, from which the smoothing factor λ is computed.
@@ -29,6 +26,7 @@ import torch
 from torch import nn
 
 from kernels.config import SVDQuantConfig
+from kernels.svdquant_conv import SVDQuantConv2d, is_quantizable_conv
 from kernels.svdquant_linear import SVDQuantConv1x1, SVDQuantLinear, is_pointwise_conv
 
 FilterFn = Callable[[nn.Module, str], bool]
@@ -38,7 +36,7 @@ Calibration = Iterable[Any] | Callable[[nn.Module], None]
 def _is_target(module: nn.Module, name: str, config: SVDQuantConfig, filter_fn: FilterFn | None):
     if isinstance(module, nn.Linear):
         k, n = module.in_features, module.out_features
-    elif is_pointwise_conv(module):
+    elif is_pointwise_conv(module) or (config.convs and is_quantizable_conv(module)):
         k, n = module.in_channels, module.out_channels
     else:
         return False
@@ -145,8 +143,10 @@ def quantize_(
             warnings.warn(f"{name} saw no calibration input: no smoothing", stacklevel=3)
         if isinstance(old, nn.Linear):
             new = SVDQuantLinear.from_float(old, absmax, config)
-        else:
+        elif is_pointwise_conv(old):
             new = SVDQuantConv1x1.from_conv(old, absmax, config)
+        else:
+            new = SVDQuantConv2d.from_conv(old, absmax, config)
         if name == "":
             return new
         _set_submodule(module, name, new)
@@ -170,8 +170,8 @@ def weight_bytes(module: nn.Module) -> dict[str, float]:
     """
     bf16 = quant = layers = 0
     for _, layer in quantized_layers(module):
-        n, k = layer.out_features, layer.in_features
-        bf16 += 2 * (n * k + (n if layer.bias is not None else 0))
+        n = layer.out_features
+        bf16 += 2 * (layer.weight_numel() + (n if layer.bias is not None else 0))
         quant += layer.quantized_bytes()
         layers += 1
     return {
@@ -184,7 +184,7 @@ def weight_bytes(module: nn.Module) -> dict[str, float]:
 
 @torch.no_grad()
 def dequantize_(module: nn.Module) -> nn.Module:
-    """Replace every SVDQuant layer by a float32 nn.Linear / 1x1 nn.Conv2d, in place.
+    """Replace every SVDQuant layer by a float32 nn.Linear / nn.Conv2d, in place.
 
     The new weight is `SVDQuantLinear.dequantize` (weight error only; the activations are no
     longer quantized). For inspection and comparison; returns ``module``.
@@ -193,7 +193,11 @@ def dequantize_(module: nn.Module) -> nn.Module:
         n, k = layer.out_features, layer.in_features
         w = layer.dequantize()  # (N, K)
         has_bias = layer.bias is not None
-        if isinstance(layer, SVDQuantConv1x1):
+        if isinstance(layer, SVDQuantConv2d):
+            geometry = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+            new = nn.Conv2d(layer.in_channels, n, *geometry, bias=has_bias, device=w.device)
+            new.weight.copy_(w)
+        elif isinstance(layer, SVDQuantConv1x1):
             new: nn.Module = nn.Conv2d(k, n, 1, bias=has_bias, device=w.device)
             new.weight.copy_(w.view(n, k, 1, 1))
         else:

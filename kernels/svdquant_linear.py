@@ -156,7 +156,7 @@ class SVDQuantLinear(nn.Module):
 
     def forward_2d(self, x: torch.Tensor) -> torch.Tensor:
         """(M, K) float -> (M, N) in x's dtype."""
-        inv_smooth = self.smooth.reciprocal()
+        inv_smooth = self._inv_smooth_k()
         if self._use_triton(x):
             from kernels.act_quant_lowrank import act_quant_lowrank
             from kernels.w4a4_gemm import w4a4_gemm
@@ -173,6 +173,18 @@ class SVDQuantLinear(nn.Module):
         return w4a4_gemm_ref(
             qx, ascales, self.qweight, self.wscales, lr, self.l2, self.bias, x.dtype
         )
+
+    def _inv_smooth_k(self) -> torch.Tensor:
+        """float32 (K,) 1 / λ along the GEMM's K."""
+        return self.smooth.reciprocal()
+
+    def lora_down_to_l1(self, down: torch.Tensor) -> torch.Tensor:
+        """A LoRA down weight A (r, K) -> float32 columns (K, r) of l1: λ ⊙ A^T."""
+        return down.flatten(1).float().T.to(self.smooth.device) * self.smooth[:, None]
+
+    def weight_numel(self) -> int:
+        """Elements of the float weight this layer replaces (N * K)."""
+        return self.out_features * self.in_features
 
     def _dequantized(self) -> torch.Tensor:
         """float32 (N, Kp) residual weight, cached until qweight or wscales change."""

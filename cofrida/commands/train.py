@@ -19,6 +19,16 @@ Examples:
     cofrida train --data-dir data/scenes --output-dir out/student --init-model out/train/final \
         --finish-from-timestep 700 --teacher out/teacher/final --structure-steps 4
 
+    # a full fine-tune of an SD-1.5-sized UNet in about half the memory (bf16 weights and
+    # AdamW states, stochastic rounding)
+    cofrida train --data-dir data/scenes --output-dir out/full \
+        --init-model timbrooks/instruct-pix2pix \
+        --finetune full --mixed-precision bf16 --weights-dtype bf16 --gradient-checkpointing
+
+    # 2 CPU processes (gloo); `accelerate launch --cpu --num_processes 2` would start only one
+    ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m cofrida train --data-dir data/scenes \
+        --output-dir out/train
+
     # 8 GPUs on one machine
     accelerate launch --multi_gpu --num_processes 8 --mixed_precision bf16 \\
         -m cofrida train --data-dir data/scenes --output-dir out/train --mixed-precision bf16
@@ -49,6 +59,7 @@ from cofrida.train.config import (
     PRECISIONS,
     RECONSTRUCTIONS,
     TARGETS,
+    WEIGHT_DTYPES,
     TrainConfig,
 )
 
@@ -59,6 +70,7 @@ CHOICES = {
     "reconstruction": RECONSTRUCTIONS,
     "perceptual": PERCEPTUALS,
     "target": TARGETS,
+    "weights_dtype": WEIGHT_DTYPES,
 }
 
 

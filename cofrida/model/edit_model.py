@@ -562,8 +562,9 @@ class EditModel(nn.Module):
                 zero-initialised canvas channels (one-step by default; it ignores the canvas
                 until fine-tuned).
             device: where the weights go.
-            dtype: cast the float components (e.g. torch.float16 on a GPU); a W4A4 UNet
-                keeps the dtypes it was quantized with.
+            dtype: cast the float components (e.g. torch.float16 on a GPU); a W4A4 UNet's
+                quantized layers keep the dtypes they were quantized with (its other weights,
+                stored in 16 bit, are computed in float32 unless dtype says otherwise).
             **overrides: `EditModelConfig` fields to change (mode, resolution, ...).
 
         Raises:
@@ -632,6 +633,8 @@ class EditModel(nn.Module):
                     part.to(dtype)
             if not unet_io.is_quantized(model.unet):
                 model.unet.to(dtype)
+            else:  # its norms, conv_in/conv_out in dtype; the W4A4 layers as quantized
+                unet_io.cast_unquantized_(model.unet, dtype)
         return model
 
     def save_pretrained(self, folder: str | Path) -> None:

@@ -50,6 +50,45 @@ def extend_conv_in(unet, in_channels: int = 8):
     return unet
 
 
+def unquantized_floats(unet) -> dict[str, torch.Tensor]:
+    """Float parameters and buffers outside the quantized layers, by state-dict name."""
+    import kernels
+
+    quantized = {name for name, _ in kernels.quantized_layers(unet)}
+    return {
+        k: v
+        for k, v in unet.state_dict().items()
+        if v.is_floating_point() and k.rpartition(".")[0] not in quantized
+    }
+
+
+@torch.no_grad()
+def round_unquantized_(unet, dtype: torch.dtype = torch.float16) -> None:
+    """Round the weights a W4A4 bundle stores in 16 bit (norms, conv_in, conv_out, narrow
+    layers) to ``dtype`` in place, keeping their dtype: the model then computes what its saved
+    bundle will."""
+    for v in unquantized_floats(unet).values():
+        v.copy_(v.to(dtype))
+
+
+@torch.no_grad()
+def cast_unquantized_(unet, dtype: torch.dtype) -> None:
+    """Cast the float weights outside the quantized layers to ``dtype`` (e.g. fp16 on a GPU);
+    the quantized layers keep the dtypes they were quantized with."""
+    import kernels
+
+    quantized = {name for name, _ in kernels.quantized_layers(unet)}
+    for name, module in unet.named_modules():
+        if name in quantized or any(name.startswith(q + ".") for q in quantized if q):
+            continue
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
+        for key, b in module.named_buffers(recurse=False):
+            if b.is_floating_point():
+                setattr(module, key, b.to(dtype))
+
+
 def has_lora(unet) -> bool:
     """Whether peft adapters are injected in the UNet."""
     return bool(getattr(unet, "peft_config", None))
@@ -83,6 +122,20 @@ def add_lora(unet, rank: int = 8, alpha: float | None = None, conv: bool = False
     unet.add_adapter(config)
 
 
+def merge_lora(unet) -> bool:
+    """Fold the UNet's peft LoRA adapters into its weights and remove them, in place.
+
+    Afterwards the UNet is a plain one that computes what the adapted one did (to float
+    rounding); used before quantizing, as `kernels.quantize_` replaces plain layers only.
+    Returns whether there was anything to merge.
+    """
+    if not has_lora(unet):
+        return False
+    unet.fuse_lora()
+    unet.unload_lora()
+    return True
+
+
 def save_unet(unet, folder: Path) -> None:
     """Write the UNet into ``folder/unet`` (and ``folder/unet_lora``) in the matching form."""
     import kernels
@@ -91,7 +144,12 @@ def save_unet(unet, folder: Path) -> None:
     if is_quantized(unet):
         target.mkdir(parents=True, exist_ok=True)
         unet.save_config(target)
-        kernels.save_quantized(unet, target / W4A4_FILE)
+        # the weights outside the quantized layers go in 16 bit when that loses nothing (a
+        # UNet quantized by `cofrida.model.quantize` has them rounded already), so a saved
+        # bundle proposes exactly what the model in memory did
+        lossless = all(v.equal(v.half().to(v.dtype)) for v in unquantized_floats(unet).values())
+        float_dtype = torch.float16 if lossless else None
+        kernels.save_quantized(unet, target / W4A4_FILE, float_dtype=float_dtype)
         return
     if not has_lora(unet):
         unet.save_pretrained(target, safe_serialization=True)

@@ -11,6 +11,7 @@ MODES = ("one_step", "multi_step")
 TARGETS = ("full", "source")
 FINETUNES = ("full", "lora")
 PRECISIONS = ("no", "fp16", "bf16")
+WEIGHT_DTYPES = ("fp32", "bf16")
 RECONSTRUCTIONS = ("l2", "l1")
 PERCEPTUALS = ("edges", "scorer")
 
@@ -52,6 +53,10 @@ class TrainConfig:
     max_steps: int = 1000  # optimizer steps in all (a resumed run stops at the same step)
     lr_warmup_steps: int = 0  # linear warm-up, then constant
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate autocast; weights stay fp32)
+    # fp32 | bf16: bf16 stores every weight, gradient and AdamW state in bfloat16 (LoRA: the
+    # adapters and conv_in stay fp32); half the memory of a full fine-tune, the updates kept by
+    # stochastic rounding (cofrida.train.optim). Needs mixed_precision bf16 and bf16 hardware
+    weights_dtype: str = "fp32"
     seed: int = 0  # weights, data order, noise and dropout are functions of it
 
     # --- checkpoints and validation
@@ -93,6 +98,11 @@ class TrainConfig:
             (self.mode in MODES, f"mode must be one of {MODES}"),
             (self.finetune in FINETUNES, f"finetune must be one of {FINETUNES}"),
             (self.mixed_precision in PRECISIONS, f"mixed_precision must be one of {PRECISIONS}"),
+            (self.weights_dtype in WEIGHT_DTYPES, f"weights_dtype must be one of {WEIGHT_DTYPES}"),
+            (
+                self.weights_dtype == "fp32" or self.mixed_precision == "bf16",
+                "weights_dtype bf16 needs mixed_precision bf16 (autocast feeds the bf16 layers)",
+            ),
             (self.reconstruction in RECONSTRUCTIONS, f"reconstruction: one of {RECONSTRUCTIONS}"),
             (self.perceptual in PERCEPTUALS, f"perceptual must be one of {PERCEPTUALS}"),
             (self.target in TARGETS, f"target must be one of {TARGETS}"),

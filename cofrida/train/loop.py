@@ -5,8 +5,9 @@ Runs unchanged on one CPU, one GPU, or under ``accelerate launch`` on many GPUs 
 
     train_config.json          the TrainConfig of the run
     log.jsonl                  one line per optimizer step: step, loss terms, lr, steps/s
-    checkpoint-<step>/         accelerate state (model, optimizer, scheduler, sampler, RNG)
-                               + training_state.json ({"step": ...}); the last m are kept
+    checkpoint-<step>/         accelerate state: the weights that train (LoRA: the adapters and
+                               conv_in, not the frozen UNet/VAE), optimizer, scheduler, sampler,
+                               RNG + training_state.json ({"step": ...}); the last m are kept
     validation/step-<step>.png rows of [canvas | proposal | target] for fixed records
     final/                     the fine-tuned EditModel bundle (EditModel.from_pretrained)
 """
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cofrida.train.checkpoint_state import keep_only_trainable
 from cofrida.train.config import TrainConfig
 from cofrida.train.data import ShardDataset, collate
 from cofrida.train.losses import PatchDiscriminator, hinge_discriminator_loss
@@ -37,6 +39,8 @@ from cofrida.train.objectives import (
     finish_inputs,
     multi_step_loss,
 )
+from cofrida.train.optim import AdamWBF16
+from cofrida.train.world import check_world
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "training_state.json"
@@ -106,6 +110,9 @@ def _setup_trainable(model, config: TrainConfig) -> list[torch.nn.Parameter]:
                 p.requires_grad_(".lora_" in name)
         else:
             model.add_lora(rank=config.lora_rank, conv=config.lora_conv)
+        # the first layer trains in full (pix2pix-Turbo): the canvas channels a text-to-image
+        # UNet gets start at zero, and frozen they would keep the canvas unseen for good
+        model.unet.conv_in.requires_grad_(True)
     else:
         model.unet.requires_grad_(True)
     if config.skip_connections and config.mode == "one_step":
@@ -124,6 +131,18 @@ def _setup_trainable(model, config: TrainConfig) -> list[torch.nn.Parameter]:
         params += [p for p in model.vae_skips.parameters() if p.requires_grad]
     params += [p for part in decoder for p in part.parameters() if p.requires_grad]
     return params
+
+
+def _to_bf16(model, config: TrainConfig, device) -> None:
+    """Store the model in bfloat16; LoRA adapters and conv_in (the small trainable parts of a
+    LoRA run) stay float32. Raises ValueError where the hardware has no bf16."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("weights_dtype bf16: this GPU has no bfloat16 (use fp32)")
+    model.to(torch.bfloat16)
+    if config.finetune == "lora":
+        for p in model.unet.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
 
 
 def _load_scorer(config: TrainConfig, device):
@@ -146,12 +165,22 @@ def _image_grid(rows: list[list[torch.Tensor]]) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr))
 
 
-def _validate(model, items: list[dict], prompts: list[str], path: Path, mode: str) -> None:
-    """Write [canvas | proposal | target] rows for fixed records (+ extra prompts on the first)."""
+def _validate(
+    model, items: list[dict], prompts: list[str], path: Path, mode: str, resolution: int
+) -> None:
+    """Write [canvas | proposal | target] rows for fixed records (+ extra prompts on the first).
+
+    Nothing is written when there is neither a record nor a prompt to show.
+    """
+    jobs = [(it["partial"], it["caption"], it["full"]) for it in items]
+    first = items[0]["partial"] if items else None
+    for p in prompts:  # extra prompts on the first record's canvas (blank paper without one)
+        canvas = first if first is not None else torch.ones(3, resolution, resolution)
+        jobs.append((canvas, p, None))
+    if not jobs:
+        return
     was_training = model.unet.training
     model.unet.eval()
-    jobs = [(it["partial"], it["caption"], it["full"]) for it in items]
-    jobs += [(items[0]["partial"], p, None) for p in prompts]
     rows = []
     for canvas, prompt, target in jobs:
         out = model.propose(canvas, prompt, n=1, seed=0, mode=mode)[0].cpu()
@@ -222,6 +251,8 @@ def train(
         project_dir=str(out),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    check_world(accelerator)
+    keep_only_trainable(accelerator)
     set_seed(config.seed)
 
     # 1. Data first: a bad folder fails before any model is built.
@@ -259,11 +290,12 @@ def train(
     if not params:
         raise ValueError("nothing to train: the model has no trainable parameters")
     model.to(accelerator.device)
+    if config.weights_dtype == "bf16":
+        _to_bf16(model, config, accelerator.device)
     one_step = config.mode == "one_step"
     trainable = OneStepGenerator(model) if one_step else MultiStepDenoiser(model)
-    optimizer = torch.optim.AdamW(
-        params, lr=config.learning_rate, weight_decay=config.adam_weight_decay
-    )
+    adamw = AdamWBF16 if config.weights_dtype == "bf16" else torch.optim.AdamW
+    optimizer = adamw(params, lr=config.learning_rate, weight_decay=config.adam_weight_decay)
     warmup = config.lr_warmup_steps * accelerator.num_processes
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
@@ -283,6 +315,9 @@ def train(
     uncond = None
     if not one_step:
         uncond = encode_captions(model, [""], accelerator.device)
+
+    if accelerator.num_processes > 1:  # each process its own noise (data is sharded already)
+        set_seed(config.seed + accelerator.process_index)
 
     # 3. Resume: state, step, and where in the data order it stopped.
     step = 0
@@ -304,6 +339,7 @@ def train(
     last_loss, stopped = math.nan, False
     tick, tick_step = time.perf_counter(), step
     accum: dict[str, float] = {}
+    seen: list[torch.Tensor] = []  # record indices of the current step's micro-batches
     while step < config.max_steps and not stopped:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
@@ -345,16 +381,24 @@ def train(
                     parts["discriminator"] = float(d_loss.detach())
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 accum[k] = accum.get(k, 0.0) + v / config.grad_accumulation
+            seen.append(batch["index"])
             if not accelerator.sync_gradients:
                 continue
 
-            # one optimizer step done
+            # one optimizer step done; loss: the mean over processes; records: the distinct
+            # records of the step over all processes (batch x accumulation x processes when
+            # the data is sharded as it should be)
             step += 1
+            world = accelerator.reduce(torch.tensor([accum["loss"]], device=accelerator.device))
+            accum["loss"] = float(world[0]) / accelerator.num_processes
+            indices = accelerator.gather(torch.cat(seen).to(accelerator.device))
+            seen = []
             last_loss = accum["loss"]
             now = time.perf_counter()
             record = {
                 "step": step,
                 **{k: round(v, 6) for k, v in accum.items()},
+                "records": int(indices.unique().numel()),
                 "lr": lr_scheduler.get_last_lr()[0],
                 "steps_per_s": round((step - tick_step) / max(now - tick, 1e-9), 3),
             }
@@ -379,7 +423,7 @@ def train(
             ):
                 _validate(
                     model, val_items, config.validation_prompts,
-                    out / "validation" / f"step-{step:06d}.png", config.mode,
+                    out / "validation" / f"step-{step:06d}.png", config.mode, config.resolution,
                 )  # fmt: skip
             if step >= config.max_steps or stopped:
                 break
@@ -394,6 +438,8 @@ def train(
             if teacher is not None:
                 model.teacher_unet = teacher
                 model.config.structure_steps = config.structure_steps
+            if config.weights_dtype == "bf16":
+                model.to(torch.float32)  # the bundle in float32, as any other
             model.save_pretrained(final)  # the same modules the wrapped ones hold
     accelerator.end_training()
     loss = None if math.isnan(last_loss) else last_loss  # None: no step ran (valid JSON)

@@ -144,3 +144,62 @@ def test_quantize_writes_a_w4a4_bundle_close_to_fp32(data_dir, tmp_path, capsys)
 
     code = quantize_cli.main(["--model", str(out), "--data-dir", str(data_dir), "--out", str(out)])
     assert code == 2 and "quantized already" in capsys.readouterr().err
+
+
+def test_quantize_a_lora_bundle_merges_the_adapter(data_dir, tmp_path, capsys):
+    """A LoRA-trained bundle quantizes into a loadable W4A4 bundle that keeps the adapter."""
+    import kernels
+    from cofrida.model import tiny
+
+    model = tiny.build_edit_model("tiny_clip", resolution=32, vae_blocks=(8, 8, 16, 16),
+                                  unet_blocks=(64, 128))  # fmt: skip
+    base_weights = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    model.add_lora(rank=4)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in model.unet.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(tmp_path / "lora")
+    out = tmp_path / "w4a4"
+    args = ["--model", str(tmp_path / "lora"), "--data-dir", str(data_dir), "--out", str(out)]
+    assert quantize_cli.main([*args, "--records", "2", "--rank", "8"]) == 0
+    loaded = EditModel.from_pretrained(out)  # before: Missing key(s) ... to_q.weight
+    assert loaded.propose(torch.rand(3, 32, 32), "a red sun", n=1).shape == (1, 3, 32, 32)
+    # the W4A4 weights are the merged ones (base + adapter), not the base alone
+    from cofrida.model import unet_io
+
+    unet_io.merge_lora(model.unet)
+    merged = model.unet.state_dict()
+    layers = dict(kernels.quantized_layers(loaded.unet))
+    adapted = [n for n in layers if n.endswith(("to_q", "to_k", "to_v", "to_out.0"))]
+    assert adapted
+    for name in adapted:
+        w = layers[name].dequantize()
+        base = base_weights[f"{name}.weight"]
+        assert (w - merged[f"{name}.weight"]).norm() < 0.5 * (w - base).norm(), name
+
+
+def test_calibration_runs_the_chosen_steps_and_says_how_long_first(data_dir, tmp_path, capsys):
+    """A multi-step (InstructPix2Pix-style) model calibrates on 2-step proposals, not 20."""
+    from cofrida.model import tiny
+    from cofrida.model.quantize import quantize_edit_model
+
+    model = tiny.build_edit_model("tiny_clip", resolution=32, vae_blocks=(8, 8, 16, 16),
+                                  unet_blocks=(64, 128), mode="multi_step")  # fmt: skip
+    model.save_pretrained(tmp_path / "ip2p")
+    calls = []
+    handle = model.unet.register_forward_hook(lambda _m, args, _o: calls.append(args[0].shape[0]))
+    quantize_edit_model(model, [torch.rand(3, 32, 32)] * 2, ["a red sun", "a boat"], steps=2)
+    handle.remove()
+    assert calls == [3, 3, 3, 3]  # 2 records x 2 steps, three guidance branches per pass
+
+    out = tmp_path / "w4a4"
+    args = ["--model", str(tmp_path / "ip2p"), "--data-dir", str(data_dir), "--out", str(out)]
+    capsys.readouterr()
+    assert quantize_cli.main([*args, "--records", "1", "--calibration-steps", "2"]) == 0
+    captured = capsys.readouterr()
+    said = [ln for ln in captured.err.splitlines() if ln.startswith("calibrating on")]
+    assert "1 records x 2 UNet passes (multi_step" in said[0] and "min in all" in said[0]
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert 0 < result["quantized_param_share"] <= 1 and result["estimated_seconds"] > 0

@@ -158,6 +158,8 @@ def test_lora_trains_only_adapters(data_dir, init_model, tmp_path):
             lora_changed |= "lora_B" in name and bool(value.abs().sum() > 0)
             continue
         base = name.replace(".base_layer", "")
+        if base.startswith("conv_in."):  # trains in full beside the adapters (pix2pix-Turbo)
+            continue
         torch.testing.assert_close(value, before[base], rtol=0, atol=0, msg=name)
     assert lora_changed
 

@@ -41,12 +41,22 @@ def test_quantize_save_load_real_unet(tmp_path):
     names = [n for n, _ in quantized_layers(unet)]
     assert any(n.endswith("attn2.to_k") for n in names)
     assert any(n.endswith("ff.net.0.proj") for n in names)  # GEGLU projection
-    assert isinstance(unet.conv_in, torch.nn.Conv2d)  # 3x3 stays float
+    assert any(n.endswith("resnets.0.conv1") for n in names)  # 3x3 convs too
+    assert any(n.endswith("downsamplers.0.conv") for n in names)  # stride-2 3x3
+    assert isinstance(unet.conv_in, torch.nn.Conv2d)  # 4 input channels: stays float
     with torch.no_grad():
         x = unet_inputs(9)
         y, y_ref = unet(**x).sample, ref(**x).sample
         assert torch.isfinite(y).all() and (y - y_ref).norm() / y_ref.norm() < 0.5
-        path = tmp_path / "unet.safetensors"
+        exact = tmp_path / "exact.safetensors"
+        save_quantized(unet, exact, cfg, float_dtype=None)
+        assert torch.equal(load_quantized(make_unet, exact)(**x).sample, y)
+        path = tmp_path / "unet.safetensors"  # the other weights in 16 bit: smaller
         save_quantized(unet, path, cfg)
-        loaded = load_quantized(make_unet, path)
-        assert torch.equal(loaded(**x).sample, y)
+        assert path.stat().st_size < exact.stat().st_size
+        y16 = load_quantized(make_unet, path)(**x).sample
+        quantized = {n for n, _ in quantized_layers(unet)}
+        for name, p in unet.named_parameters():  # what 16-bit storage does: round the rest
+            if name.rpartition(".")[0] not in quantized:
+                p.copy_(p.half().float())
+        assert torch.equal(y16, unet(**x).sample)

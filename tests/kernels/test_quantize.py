@@ -1,6 +1,7 @@
 """quantize_ on a UNet-shaped model: which layers it replaces, and that the model still works."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 from kernels import (
     SVDQuantConfig,
     SVDQuantConv1x1,
+    SVDQuantConv2d,
     SVDQuantLinear,
     dequantize_,
     planned_layers,
@@ -40,26 +42,37 @@ def quantized_unet():
     return model
 
 
-def test_linears_and_1x1_convs_are_replaced_other_convs_are_not(quantized_unet):
+def test_linears_and_all_wide_convs_are_replaced(quantized_unet):
     m = quantized_unet
     assert isinstance(m.down[1].conv_shortcut, SVDQuantConv1x1)  # 1x1 conv
     assert isinstance(m.down_attn[1].attn2.to_k, SVDQuantLinear)  # cross-attention 64 -> 64
     assert isinstance(m.mid_attn.ff_proj, SVDQuantLinear)
-    for conv in (m.conv_in, m.conv_out, m.down[0].conv1, m.up[0].conv2):  # 3x3 stay float
+    for conv in (m.down[0].conv1, m.up[0].conv2):  # 3x3 convs too
+        assert isinstance(conv, SVDQuantConv2d) and conv.kernel_size == (3, 3)
+    for conv in (m.conv_in, m.conv_out):  # 4 latent channels: too narrow, stay float
         assert type(conv) is nn.Conv2d and conv.weight.dtype == torch.float32
     names = [n for n, _ in quantized_layers(m)]
     assert names == planned_layers(tiny_unet(), CFG)
-    assert not any(isinstance(mod, nn.Linear) for mod in m.modules())
+    assert not any(isinstance(mod, (nn.Linear, nn.Conv2d)) for mod in m.modules()
+                   if mod not in (m.conv_in, m.conv_out))  # fmt: skip
+    kept = tiny_unet()
+    quantize_(kept, dataclasses.replace(CFG, convs=False), calibration=[unet_inputs(0)])
+    assert type(kept.down[0].conv1) is nn.Conv2d  # convs=False keeps k x k convs float
 
 
 def test_quantized_unet_runs_and_stays_close_to_float():
     sample, t, ctx = unet_inputs(5)
     ref = tiny_unet()(sample, t, ctx)
     q = tiny_unet()
-    quantize_(q, CFG, calibration=[unet_inputs(s) for s in range(2)])
+    cfg = dataclasses.replace(CFG, convs=False)
+    quantize_(q, cfg, calibration=[unet_inputs(s) for s in range(2)])
     y = q(sample, t, ctx)
     assert y.shape == ref.shape and torch.isfinite(y).all()
     assert (y - ref).norm() / ref.norm() < 0.5  # 74 random layers, all W4A4
+    q = tiny_unet()
+    quantize_(q, CFG, calibration=[unet_inputs(s) for s in range(2)])
+    y = q(sample, t, ctx)  # the 3x3 convs too: every layer but conv_in/out in 4 bit
+    assert torch.isfinite(y).all() and (y - ref).norm() / ref.norm() < 0.7
 
 
 def test_conv1x1_layer_equals_linear_layer_over_pixels():
