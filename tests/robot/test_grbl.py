@@ -10,6 +10,7 @@ import time
 import warnings
 
 import pytest
+import torch
 
 from robot.arms import make_arm
 from robot.arms.grbl import GrblArmConfig
@@ -406,33 +407,23 @@ def test_gcode_travel_speed_servo_mode_codes_and_status_parsing():
     assert "unknown" not in explain("error:14") and "unknown" not in explain("ALARM:9")
 
 
-class _Palette(list):
-    names = ("black",)
-
-
-class _Plan:
-    """Just what `plan_to_gcode` reads of a `planner.Plan`: the canvas and the paths."""
-
-    def __init__(self, paths, width_m, height_m):
-        self._paths = paths
-        self.canvas = type("Canvas", (), {"width_m": width_m, "height_m": height_m})()
-        self.palette, self.colours_used = _Palette([0]), 1
-
-    def __len__(self):
-        return len(self._paths)
-
-    def paths(self):
-        return self._paths
-
-
 def test_driver_and_plan_gcode_put_a_canvas_point_at_the_same_machine_xy():
+    from planner import Plan
     from planner.gcode import GcodeConfig, plan_to_gcode
+    from sim import Brush, Canvas, Strokes
+    from sim.palette import Palette
 
     cfg = GrblArmConfig(origin_x_mm=10.0, origin_y_mm=20.0)
     ws = cfg.workspace
-    path = stroke_paths(1)[0]
+    palette = Palette.preset("markers")
+    one = Strokes(
+        torch.tensor([[0.05, 0.04]]), torch.zeros(1), torch.full((1,), 0.01), torch.zeros(1),
+        torch.full((1,), 0.5), palette.colors[:1], torch.zeros(1, dtype=torch.long),
+    )  # fmt: skip
+    canvas = Canvas(ws.canvas_width_m, ws.canvas_height_m, 64)
+    plan = Plan(canvas, Brush.preset("round"), palette, one, [0], 1, 0.0)
+    path = plan.paths()[0]
     driver = [ln.text for ln in job_lines(make_arm(cfg).check([path]), cfg)]
-    plan = _Plan([path], ws.canvas_width_m, ws.canvas_height_m)
     export = plan_to_gcode(plan, GcodeConfig(origin_mm=(10.0, 20.0)))
     x, y = (float(v) for v in path.points[0, :2])
     sx, sy = 10 + 1000 * x, 20 + 1000 * (ws.canvas_height_m - y)  # machine Y up, origin bottom-left
