@@ -4,6 +4,7 @@ Examples:
     cofrida ui                                   # simulation, http://127.0.0.1:7860
     cofrida ui --port 8080 --strokes 120 --proposals 6
     cofrida ui --host 0.0.0.0 --password 'long secret'     # on the network: password required
+    cofrida ui --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem   # ... over HTTPS
     cofrida ui --robot real --arm.type=grbl --arm.port=/dev/ttyUSB0 --arm.name=plotter \\
         --camera.type=opencv --camera.device=0
 
@@ -25,8 +26,9 @@ import gradio as gr
 from sim.palette import PALETTE_PRESETS
 from ui import callbacks as cb
 from ui import execution
-from ui.cli import PASSWORD_ENV, app_config, is_loopback, parse_args
+from ui.cli import PASSWORD_ENV, app_config, check_password, is_loopback, parse_args
 from ui.images import MONTAGE_COLOURS, MONTAGE_NAMES, hex_colour
+from ui.login import LoginGuard
 from ui.state import AppConfig, SessionOpener, TabState
 
 __all__ = ["PASSWORD_ENV", "build_app", "is_loopback", "main", "parse_args", "serve"]
@@ -302,6 +304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = check_password(password)
+    if problem is not None:
+        print(f"cofrida ui: {problem}", file=sys.stderr)
+        return 2
+    if password and args.ssl_certfile is None and not is_loopback(args.host):
+        print(
+            "cofrida ui: note: the password travels unencrypted over plain HTTP; give "
+            "--ssl-certfile and --ssl-keyfile to serve HTTPS",
+            file=sys.stderr,
+        )
     config = app_config(args, arm_options, camera_options)
     if args.robot == "real":
         from ui.robot_mode import device_configs
@@ -311,12 +323,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as e:
             print(f"cofrida ui: {e}", file=sys.stderr)
             return 2
-    config.session_dir.mkdir(parents=True, exist_ok=True)
-    opener = SessionOpener(config)
-    print("cofrida ui: loading the proposer...", file=sys.stderr, flush=True)
-    opener.proposer(config.palette)  # once, now, rather than on the first click
+    try:
+        from cofrida.commands._output import prepare_output_dir
+
+        prepare_output_dir(config.session_dir, "--session-dir")
+        opener = SessionOpener(config)
+        print("cofrida ui: loading the proposer...", file=sys.stderr, flush=True)
+        opener.proposer(config.palette)  # once, now, rather than on the first click
+    except (ValueError, FileNotFoundError) as e:
+        print(f"cofrida ui: {e}", file=sys.stderr)
+        return 2
     print(f"cofrida ui: sessions in {config.session_dir}", file=sys.stderr, flush=True)
-    serve(config, args.host, args.port, (args.user, password) if password else None, opener)
+    ssl = (args.ssl_certfile, args.ssl_keyfile) if args.ssl_certfile else None
+    try:
+        serve(
+            config, args.host, args.port, (args.user, password) if password else None, opener,
+            ssl=ssl,
+        )  # fmt: skip
+    except OSError as e:  # the port is taken, a certificate cannot be read, ...
+        print(f"cofrida ui: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -327,16 +353,25 @@ def serve(
     auth: tuple[str, str] | None,
     opener: SessionOpener | None = None,
     block: bool = True,
+    ssl: tuple[str, str] | None = None,
+    login: LoginGuard | None = None,
 ) -> gr.Blocks:
     """Build and launch the app on host:port; with `auth` (user, password) every page and API
-    call needs the login. Blocks until interrupted unless `block` is False (tests), in which
-    case the running app is returned (stop it with ``app.close()``)."""
+    call needs the login, checked by a `LoginGuard` (slowed down, locked after repeated
+    failures; `login` overrides its settings). `ssl` (certificate file, key file) serves HTTPS.
+    Blocks until interrupted unless `block` is False (tests), in which case the running app is
+    returned (stop it with ``app.close()``)."""
     app = build_app(config, opener)
     app.queue(default_concurrency_limit=2)
+    if auth is not None and login is None:
+        login = LoginGuard(*auth)
     app.launch(
         server_name=host,
         server_port=port,
-        auth=auth,
+        auth=None if login is None else login.check,
+        ssl_certfile=None if ssl is None else str(ssl[0]),
+        ssl_keyfile=None if ssl is None else str(ssl[1]),
+        ssl_verify=False,  # the app's own (maybe self-signed) certificate
         max_file_size=config.max_upload_bytes,
         css=CSS,
         footer_links=[],
