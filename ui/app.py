@@ -266,7 +266,6 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             file_count="multiple",
             interactive=False,
             elem_id="plan-files",
-            height=90,
         )
 
         # 4. history, sessions, settings
@@ -333,12 +332,13 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
 
         def on_load(t, name):
             *outs, choices, proposals = cb.load(t, name)
-            return (*outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals)
+            # The tab's state is an output: Gradio keeps a state a load event changes only then.
+            return (*outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, t)
 
         def follow(t, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             yield from execution.follow(t, progress)
 
-        load_outs = [*canvas_outs, banner, sessions, gallery]
+        load_outs = [*canvas_outs, banner, sessions, gallery, tab]
         on(app.load, on_load, [tab, remembered], load_outs).then(
             shown(follow, [*canvas_outs, replay], status),
             [tab],
