@@ -280,6 +280,16 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
                 allow_preview=True,
                 interactive=False,
             )
+            session_list = gr.Gallery(
+                label="Your sessions (newest first): click one to open it",
+                elem_id="session-list",
+                columns=6,
+                fit_columns=False,
+                height=220,
+                object_fit="contain",
+                allow_preview=False,
+                interactive=False,
+            )
             with gr.Row():
                 sessions = gr.Dropdown(label="Sessions", choices=[], elem_id="sessions")
                 open_btn = gr.Button("Open this session")
@@ -333,12 +343,13 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
         def on_load(t, name):
             *outs, choices, proposals = cb.load(t, name)
             # The tab's state is an output: Gradio keeps a state a load event changes only then.
-            return (*outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, t)
+            listed = cb.session_gallery(t)
+            return (*outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, listed, t)
 
         def follow(t, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             yield from execution.follow(t, progress)
 
-        load_outs = [*canvas_outs, banner, sessions, gallery, tab]
+        load_outs = [*canvas_outs, banner, sessions, gallery, session_list, tab]
         on(app.load, on_load, [tab, remembered], load_outs).then(
             shown(follow, [*canvas_outs, replay], status),
             [tab],
@@ -393,9 +404,21 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
         def on_open(t, name, paints, model_name=None):
             outs = cb.open_session(t, name, paints, model_name)
             editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])  # the session's paints
-            return (editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t))
+            return (
+                editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
+                cb.session_gallery(t),
+            )  # fmt: skip
 
-        session_outs = [*canvas_outs, gallery, sessions, banner]
+        def on_pick(t, paints, evt: gr.SelectData):
+            outs = cb.open_listed(t, evt.index, paints)
+            editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])
+            return (
+                editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
+                gr.skip(),
+            )  # fmt: skip
+
+        session_outs = [*canvas_outs, gallery, sessions, banner, session_list]
+        remember(on(session_list.select, on_pick, [tab, palette], session_outs))
         remember(on(open_btn.click, on_open, [tab, sessions, palette], session_outs))
         sessions.focus(
             lambda t: gr.Dropdown(choices=t.opener.session_choices()),

@@ -191,6 +191,26 @@ def load(tab: TabState, remembered: str | None = None) -> tuple:
     return (*canvas_outputs(tab, status), tab.opener.session_choices(), _gallery(tab))
 
 
+def session_gallery(tab: TabState) -> list[tuple[np.ndarray, str]]:
+    """The sessions as gallery items (thumbnail of the canvas, label), newest first; the
+    folder names, in that order, are kept in ``tab.listed`` for a click to open one."""
+    cards = tab.opener.session_cards()
+    tab.listed = [name for _, name, _ in cards]
+    blank = torch.ones(3, 3, 4)
+    return [
+        (images.thumbnail(image if image is not None and image.exists() else blank), label)
+        for label, _, image in cards
+    ]
+
+
+def open_listed(tab: TabState, index: int, palette=None) -> tuple:
+    """Open the session the person clicked in the sessions gallery (`open_session`)."""
+    listed = getattr(tab, "listed", [])
+    if not 0 <= index < len(listed):
+        raise gr.Error("that session is no longer listed: reload the page")
+    return open_session(tab, listed[index], palette)
+
+
 def session_name(tab: TabState) -> str | None:
     """The tab's session folder name (the browser remembers it for a reload), or None."""
     return None if tab.session is None else tab.session.store.folder.name

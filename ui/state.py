@@ -153,22 +153,32 @@ class SessionOpener:
     def session_choices(self) -> list[tuple[str, str]]:
         """(label, folder name) of each session, newest first; the label says when it was last
         changed, its first prompt and its number of turns."""
+        return [(label, name) for label, name, _canvas in self.session_cards()]
+
+    def session_cards(self, limit: int = 60) -> list[tuple[str, str, Path | None]]:
+        """(label, folder name, image of its canvas now or None) of the newest `limit`
+        sessions (read-only: safe while they are open elsewhere)."""
         from cofrida.session import SessionStore
 
-        choices = []
-        for name in self.sessions():
+        cards = []
+        for name in self.sessions()[:limit]:
             folder = self.config.session_dir / name
             try:
                 with SessionStore(folder, readonly=True) as store:
                     turns = store.turns()
             except (OSError, ValueError, sqlite3.Error):
-                choices.append((f"{name} (cannot be read)", name))
+                cards.append((f"{name} (cannot be read)", name, None))
                 continue
             when = time.strftime("%d %b %H:%M", time.localtime(_changed(folder)))
             prompt = next((t.prompt for t in turns if t.prompt), None)
             what = f"'{prompt[:40]}'" if prompt else "no prompt yet"
-            choices.append((f"{when} \u00b7 {what} \u00b7 {len(turns)} turns", name))
-        return choices
+            shown = [t for t in turns if t.state not in ("undone", "cancelled")]
+            last = shown[-1] if shown else None
+            image = None if last is None else (
+                last.canvas_after or last.progress.snapshot or last.canvas_before
+            )  # fmt: skip
+            cards.append((f"{when} \u00b7 {what} \u00b7 {len(turns)} turns", name, image))
+        return cards
 
     def new_folder(self) -> Path:
         """A fresh, unique session folder path (not created yet)."""

@@ -229,6 +229,9 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         wait_status(page, "The robot painted 20 strokes")
         page.wait_for_timeout(500)  # the last image is swapped in
         after = pixels(robot_canvas)
+        # The sessions are listed with a thumbnail, the time and the first prompt.
+        assert page.locator("#session-list img").count() == 1
+        assert "a sunny meadow with a red house" in page.inner_text("#session-list")
         # person, the robot turn of the first proposals (cancelled), the painted one
         assert len(page.locator("#history img").all()) == 3
         assert "CANCELLED robot" in page.inner_text("#history")

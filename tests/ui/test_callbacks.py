@@ -257,6 +257,9 @@ def test_a_session_reopens_in_a_new_tab_which_takes_it_over(tab, opener):
         cb.propose(tab, PROMPT, None, 2)
     with pytest.raises(gr.Error, match="no session named"):
         cb.open_session(other, "../elsewhere")
+    ((thumb, caption),) = cb.session_gallery(other)  # a thumbnail, the time, the first prompt
+    assert thumb.shape[1] == 160 and f"'{PROMPT}'" in caption
+    assert cb.open_listed(other, 0)[4] == "Reopened the session."
     other.close()
 
 
