@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print("note: no --scorer given; the prompt is recorded, not optimised", file=sys.stderr)
     start = time.perf_counter()
     try:
-        # Sizes and the output folder are checked before any work starts.
+        # Sizes, inputs and the output folder are checked before any work starts.
         target_size = image_size(args.target, "target") if args.target else None
         if args.canvas_image is not None:
             image_size(args.canvas_image, "canvas")
@@ -147,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{height_m:.3g} m tall (0.01..{MAX_CANVAS_M} m allowed); crop the target "
                     "or give --height-m"
                 )
-        prepare_output_dir(args.out)
         canvas = Canvas(args.width_m, height_m or args.width_m, args.px)
         config = PlannerConfig(
             coarse_steps=args.coarse_steps, fine_steps=args.fine_steps, seed=args.seed
@@ -173,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         canvas_image = (
             load_image(args.canvas_image, canvas, "canvas image") if args.canvas_image else None
         )
+        prepare_output_dir(args.out)  # the inputs are good: now the destination, still early
         print(
             f"planning {args.strokes} strokes at {canvas.width_px}x{canvas.height_px} px",
             file=sys.stderr,
