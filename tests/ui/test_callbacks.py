@@ -4,6 +4,7 @@ full co-painting turn through the real session, planner and sim arm."""
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import zipfile
 from pathlib import Path
@@ -138,7 +139,12 @@ def test_a_full_turn_through_the_callbacks_changes_the_canvas(tab):
     _target, status = cb.choose(tab, 1)
     assert "Proposal 2 is the target" in status
 
-    overlay, gif, summary, status, files = cb.plan(tab, STROKES)
+    bar = []  # the progress bar: one bar over both planning stages, never restarting
+    overlay, gif, summary, status, files = cb.plan(
+        tab, STROKES, lambda value, desc=None: bar.append(value)
+    )
+    assert bar and all(a[0] <= b[0] for a, b in itertools.pairwise(bar))
+    assert bar[-1][0] == bar[-1][1]
     assert f"**{STROKES} strokes**" in summary and "min" in summary
     assert "% closer** to the target" in summary
     svg, gcode = (Path(f).read_text() for f in files)  # the plan, to download
