@@ -49,6 +49,23 @@ body, gradio-app {padding-bottom: 4.5em}
 #prompt-count {text-align: right; opacity: .7; margin-top: -0.5em}
 footer {display: none !important}
 """
+# The editors' palette popup stayed open over the canvas after a colour was picked and swallowed
+# the next strokes: picking a colour closes it (a click on the editor's own Color button).
+CLOSE_PALETTE_JS = """
+() => {
+  document.addEventListener("click", (event) => {
+    const colour = event.target.closest(".swatch-container .color");
+    if (!colour) return;
+    setTimeout(() => {  // what a click outside the popup does: it closes
+      const outside = document.querySelector("h1") || document.body;
+      for (const type of ["pointerdown", "mousedown", "pointerup", "mouseup", "click"]) {
+        outside.dispatchEvent(new MouseEvent(type, {bubbles: true}));
+      }
+      document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
+    }, 0);
+  }, true);
+}
+"""
 ERROR_MARK = "\u26a0\ufe0f "  # the status starts with it when a step was refused or failed
 
 
@@ -516,6 +533,7 @@ def serve(
         ssl_verify=False,  # the app's own (maybe self-signed) certificate
         max_file_size=config.max_upload_bytes,
         css=CSS,
+        js=CLOSE_PALETTE_JS,
         footer_links=[],
         show_error=True,
         quiet=not block,

@@ -165,9 +165,18 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         before = pixels(robot_canvas)
         assert (before.sum(-1) < 200).mean() > 0.002, "the person's dark stroke is on the canvas"
 
-        # The editor is usable at once: a new stroke shows within seconds (no spinner over it).
+        # The editor is usable at once: a new stroke in another paint shows within seconds (no
+        # spinner over it; the palette closes once a paint is picked, not swallowing strokes).
         editor_before = pixels(canvas)
         t0 = time.monotonic()
+        page.click("#canvas-editor button[aria-label='Color']")
+        paints = page.locator("#canvas-editor .swatch-container .color")
+        paints.nth(3).click()
+        page.wait_for_function(  # the palette closes by itself
+            "() => { const c = document.querySelector('#canvas-editor .swatch-container .color');"
+            " return !c || c.offsetParent === null; }",
+            timeout=10_000,
+        )
         draw(page, canvas, y=0.25)
         while np.abs(pixels(canvas) - editor_before).sum(-1).max() < 60:
             assert time.monotonic() - t0 < 20, "the editor did not take a stroke after saving"
