@@ -21,6 +21,7 @@ from collections.abc import Sequence
 # subcommand -> (module with main(argv) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cofrida.demo", "run the main job: an offline simulated painting, written to --out"),
+    "session": ("cofrida.commands.session", "list, resume and export co-painting sessions"),
     "paint": ("cofrida.commands.paint", "plan and paint a target image in simulation"),
     "calibrate": ("cofrida.commands.calibrate", "sim-to-real: fit/evaluate/import stroke models"),
     "robot": ("cofrida.commands.robot", "arms, cameras and calibration of a real or sim robot"),

@@ -4,6 +4,7 @@ Examples:
     cofrida ui                                   # simulation, http://127.0.0.1:7860
     cofrida ui --port 8080 --strokes 120 --proposals 6
     cofrida ui --host 0.0.0.0 --password 'long secret'     # on the network: password required
+    cofrida ui --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem   # ... over HTTPS
     cofrida ui --robot real --arm.type=grbl --arm.port=/dev/ttyUSB0 --arm.name=plotter \\
         --camera.type=opencv --camera.device=0
 
@@ -16,22 +17,56 @@ under ``--session-dir`` (default: ``sessions/`` in the user data directory).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Sequence
 
 import gradio as gr
 
+from cofrida.session.inputs import MAX_PROMPT_CHARS
 from sim.palette import PALETTE_PRESETS
 from ui import callbacks as cb
 from ui import execution
-from ui.cli import PASSWORD_ENV, app_config, is_loopback, parse_args
+from ui.cli import PASSWORD_ENV, app_config, check_password, is_loopback, parse_args
 from ui.images import MONTAGE_COLOURS, MONTAGE_NAMES, hex_colour
+from ui.login import LoginGuard
 from ui.state import AppConfig, SessionOpener, TabState
 
 __all__ = ["PASSWORD_ENV", "build_app", "is_loopback", "main", "parse_args", "serve"]
 IMAGE_HEIGHT = 320  # px, height of the output image boxes
-CSS = "#status {min-height: 2.5em} footer {display: none !important}"
+# The status line is a bar fixed to the bottom of the window: whatever button was pressed, its
+# message (and the progress of a long step) is in sight. History captions wrap, never cut off.
+CSS = """
+#status {position: fixed; left: 0; right: 0; bottom: 0; z-index: 1000; margin: 0;
+         min-height: 2.6em; padding: 0.4em 1.2em; background: var(--background-fill-primary);
+         border-top: 2px solid var(--color-accent); box-shadow: 0 -2px 8px rgba(0,0,0,.15)}
+#status.error-status, #status:has(.status-error) {border-top-color: #d33}
+body, gradio-app {padding-bottom: 4.5em}
+#history .caption-label, #proposals .caption-label {white-space: normal !important;
+         overflow: visible !important; text-overflow: clip !important}
+#prompt-count {text-align: right; opacity: .7; margin-top: -0.5em}
+footer {display: none !important}
+"""
+# The editors' palette popup stayed open over the canvas after a colour was picked and swallowed
+# the next strokes: picking a colour closes it (a click on the editor's own Color button).
+CLOSE_PALETTE_JS = """
+() => {
+  document.addEventListener("click", (event) => {
+    const colour = event.target.closest(".swatch-container .color");
+    if (!colour) return;
+    setTimeout(() => {  // what a click outside the popup does: it closes
+      const outside = document.querySelector("h1") || document.body;
+      for (const type of ["pointerdown", "mousedown", "pointerup", "mouseup", "click"]) {
+        outside.dispatchEvent(new MouseEvent(type, {bubbles: true}));
+      }
+      document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
+    }, 0);
+  }, true);
+}
+"""
+ERROR_MARK = "\u26a0\ufe0f "  # the status starts with it when a step was refused or failed
 
 
 def _editor(elem_id: str, label: str, brush: gr.Brush, height_px: int) -> gr.ImageEditor:
@@ -64,6 +99,56 @@ def _image(label: str, elem_id: str, fmt: str) -> gr.Image:
     )
 
 
+def shown(fn, outputs: list, status) -> object:
+    """`fn` for Gradio, with its `gradio.Error` shown in the status bar instead of as error
+    badges over every output: the other outputs keep what they showed (`gradio.skip`).
+
+    Args:
+        fn: a callback (function or generator) whose results go to `outputs`.
+        outputs: its output components, in order.
+        status: the status component, one of `outputs`.
+    """
+    k = outputs.index(status)
+
+    def refused(e: gr.Error) -> tuple:
+        values = [gr.skip()] * len(outputs)
+        values[k] = ERROR_MARK + str(e.message)
+        return tuple(values) if len(outputs) > 1 else values[0]
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error as e:
+                yield refused(e)
+
+        return generator
+
+    @functools.wraps(fn)
+    def function(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as e:
+            return refused(e)
+
+    return function
+
+
+def browser_secret(session_dir) -> str:
+    """The key the browser's memory of its session is encrypted with, kept in `session_dir` so
+    a reload after a restart of the app still finds its session."""
+    import secrets
+    from pathlib import Path
+
+    path = Path(session_dir) / ".browser-secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+    return path.read_text().strip()
+
+
 def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Blocks:
     """The Gradio app for `config` (not launched). Each browser tab gets its own `TabState`.
 
@@ -80,6 +165,10 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
 
     with gr.Blocks(title="CoFRIDA co-painting") as app:
         tab = gr.State(lambda: TabState(opener), delete_callback=lambda t: t.close())
+        # The browser remembers its session: a reload reopens it (and follows the painting).
+        remembered = gr.BrowserState(
+            None, storage_key="cofrida-session", secret=browser_secret(config.session_dir)
+        )
         gr.Markdown("# CoFRIDA: paint together with a robot")
         banner = gr.Markdown(elem_id="banner")
         status = gr.Markdown(elem_id="status")
@@ -122,7 +211,9 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
                     elem_id="prompt",
                     placeholder="a sunny meadow with a red house",
                     lines=1,
+                    max_length=MAX_PROMPT_CHARS,
                 )
+                prompt_count = gr.Markdown(f"0/{MAX_PROMPT_CHARS}", elem_id="prompt-count")
                 with gr.Accordion("Where may the robot paint? (optional)", open=False):
                     gr.Markdown(
                         "Brush over the area the robot may change; leave it empty to "
@@ -187,6 +278,12 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
         with gr.Row():
             overlay = _image("Where the robot will paint", "plan-overlay", "png")
             animation = _image("The plan, animated", "plan-animation", "gif")
+        plan_download = gr.File(
+            label="The plan: SVG drawing and G-code (GRBL)",
+            file_count="multiple",
+            interactive=False,
+            elem_id="plan-files",
+        )
 
         # 4. history, sessions, settings
         with gr.Accordion("Session history", open=True):
@@ -198,6 +295,16 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
                 height=240,
                 object_fit="contain",
                 allow_preview=True,
+                interactive=False,
+            )
+            session_list = gr.Gallery(
+                label="Your sessions (newest first): click one to open it",
+                elem_id="session-list",
+                columns=6,
+                fit_columns=False,
+                height=220,
+                object_fit="contain",
+                allow_preview=False,
                 interactive=False,
             )
             with gr.Row():
@@ -238,55 +345,109 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             gr.Markdown(f"Brush: {config.brush}. Mode: {'simulation' if sim else 'real robot'}.")
 
         # ---- wiring -------------------------------------------------------------------------
+        # Every step's message goes to the status bar; a refused step changes nothing else.
+        # Spinners show only on the status bar: the canvases stay visible and usable.
         canvas_outs = [editor, region, canvas_img, history, status]
 
-        def on_load(t):
-            outs = cb.load(t)
-            return (*outs[:4], cb.session_banner(t), gr.Dropdown(choices=outs[5]))
+        def on(event, fn, inputs, outputs, **kwargs):
+            return event(
+                shown(fn, outputs, status), inputs, outputs, show_progress_on=[status], **kwargs
+            )
 
-        app.load(on_load, [tab], [*canvas_outs[:4], banner, sessions])
-        done_btn.click(cb.submit_drawing, [tab, editor], canvas_outs)
-        capture_btn.click(cb.capture_turn, [tab], canvas_outs)
-        upload_btn.click(cb.upload_canvas, [tab, upload], canvas_outs)
+        def remember(event):  # the browser remembers the session the step used (or made)
+            event.then(cb.session_name, [tab], [remembered], show_progress="hidden")
+
+        def on_load(t, name):
+            *outs, choices, proposals = cb.load(t, name)
+            # The tab's state is an output: Gradio keeps a state a load event changes only then.
+            listed = cb.session_gallery(t)
+            return (*outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, listed, t)
+
+        def follow(t, progress=gr.Progress()):  # noqa: B008 (Gradio API)
+            yield from execution.follow(t, progress)
+
+        load_outs = [*canvas_outs, banner, sessions, gallery, session_list, tab]
+        on(app.load, on_load, [tab, remembered], load_outs).then(
+            shown(follow, [*canvas_outs, replay], status),
+            [tab],
+            [*canvas_outs, replay],
+            show_progress_on=[status],
+        ).then(cb.session_name, [tab], [remembered], show_progress="hidden")
+        remember(on(done_btn.click, cb.submit_drawing, [tab, editor], canvas_outs))
+        remember(on(capture_btn.click, cb.capture_turn, [tab], canvas_outs))
+        remember(on(upload_btn.click, cb.upload_canvas, [tab, upload], canvas_outs))
+        prompt.input(
+            None, [prompt], [prompt_count], js=f"(t) => `${{t.length}}/{MAX_PROMPT_CHARS}`"
+        )
 
         def on_propose(t, text, marks, n, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             return cb.propose(t, text, marks, n, progress)
 
-        propose_btn.click(
-            on_propose, [tab, prompt, region, n_proposals], [gallery, montage, status]
-        ).then(cb.session_banner, [tab], [banner])
-        prompt.submit(on_propose, [tab, prompt, region, n_proposals], [gallery, montage, status])
+        propose_outs = [gallery, montage, status, target, overlay, animation, plan_info,
+                        plan_download]  # fmt: skip
+        for event in (propose_btn.click, prompt.submit):
+            done = on(event, on_propose, [tab, prompt, region, n_proposals], propose_outs)
+            done.then(cb.session_banner, [tab], [banner], show_progress="hidden")
+            remember(done)
 
         def on_select(t, evt: gr.SelectData):
             return cb.choose(t, evt.index)
 
-        gallery.select(on_select, [tab], [target, status])
+        on(gallery.select, on_select, [tab], [target, status])
         base.change(lambda t, b: cb.montage_editor(t, b), [tab, base], [montage])
-        combine_btn.click(cb.combine, [tab, base, montage], [target, status])
+        on(combine_btn.click, cb.combine, [tab, base, montage], [target, status])
 
         def on_plan(t, n, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             return cb.plan(t, n, progress)
 
-        plan_btn.click(on_plan, [tab, strokes], [overlay, animation, plan_info, status])
+        plan_outs = [overlay, animation, plan_info, status, plan_download]
+        on(plan_btn.click, on_plan, [tab, strokes], plan_outs)
 
         def on_paint(t, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             yield from execution.paint(t, progress)
 
-        paint_btn.click(on_paint, [tab], [*canvas_outs, replay])
+        on(paint_btn.click, on_paint, [tab], [*canvas_outs, replay])
         pause_btn.click(execution.pause, [tab], [status], queue=False)
         stop_btn.click(execution.stop, [tab], [status], queue=False)
-        undo_btn.click(cb.undo, [tab], canvas_outs)
-        export_btn.click(cb.export, [tab], [export_file, status])
+
+        def on_undo(t):
+            return (*cb.undo(t), *cb.cleared_after_undo())
+
+        undo_outs = [*canvas_outs, replay, gallery, target, overlay, animation, plan_info,
+                     plan_download]  # fmt: skip
+        on(undo_btn.click, on_undo, [tab], undo_outs)
+        on(export_btn.click, cb.export, [tab], [export_file, status])
 
         def on_open(t, name, paints, model_name=None):
             outs = cb.open_session(t, name, paints, model_name)
             editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])  # the session's paints
-            return (editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t))
+            return (
+                editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
+                cb.session_gallery(t),
+            )  # fmt: skip
 
-        session_outs = [*canvas_outs, gallery, sessions, banner]
-        open_btn.click(on_open, [tab, sessions, palette], session_outs)
-        sessions.focus(lambda t: gr.Dropdown(choices=t.opener.sessions()), [tab], [sessions])
-        new_btn.click(lambda t, p, m: on_open(t, None, p, m), [tab, palette, model], session_outs)
+        def on_pick(t, paints, evt: gr.SelectData):
+            outs = cb.open_listed(t, evt.index, paints)
+            editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])
+            return (
+                editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
+                gr.skip(),
+            )  # fmt: skip
+
+        session_outs = [*canvas_outs, gallery, sessions, banner, session_list]
+        remember(on(session_list.select, on_pick, [tab, palette], session_outs))
+        remember(on(open_btn.click, on_open, [tab, sessions, palette], session_outs))
+        sessions.focus(
+            lambda t: gr.Dropdown(choices=t.opener.session_choices()),
+            [tab],
+            [sessions],
+            show_progress="hidden",
+        )
+
+        def on_new(t, p, m):
+            return on_open(t, None, p, m)
+
+        remember(on(new_btn.click, on_new, [tab, palette, model], session_outs))
     return app
 
 
@@ -302,6 +463,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = check_password(password)
+    if problem is not None:
+        print(f"cofrida ui: {problem}", file=sys.stderr)
+        return 2
+    if password and args.ssl_certfile is None and not is_loopback(args.host):
+        print(
+            "cofrida ui: note: the password travels unencrypted over plain HTTP; give "
+            "--ssl-certfile and --ssl-keyfile to serve HTTPS",
+            file=sys.stderr,
+        )
     config = app_config(args, arm_options, camera_options)
     if args.robot == "real":
         from ui.robot_mode import device_configs
@@ -311,12 +482,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as e:
             print(f"cofrida ui: {e}", file=sys.stderr)
             return 2
-    config.session_dir.mkdir(parents=True, exist_ok=True)
-    opener = SessionOpener(config)
-    print("cofrida ui: loading the proposer...", file=sys.stderr, flush=True)
-    opener.proposer(config.palette)  # once, now, rather than on the first click
+    try:
+        from cofrida.commands._output import prepare_output_dir
+
+        prepare_output_dir(config.session_dir, "--session-dir")
+        opener = SessionOpener(config)
+        print("cofrida ui: loading the proposer...", file=sys.stderr, flush=True)
+        opener.proposer(config.palette)  # once, now, rather than on the first click
+    except (ValueError, FileNotFoundError) as e:
+        print(f"cofrida ui: {e}", file=sys.stderr)
+        return 2
     print(f"cofrida ui: sessions in {config.session_dir}", file=sys.stderr, flush=True)
-    serve(config, args.host, args.port, (args.user, password) if password else None, opener)
+    ssl = (args.ssl_certfile, args.ssl_keyfile) if args.ssl_certfile else None
+    try:
+        serve(
+            config, args.host, args.port, (args.user, password) if password else None, opener,
+            ssl=ssl,
+        )  # fmt: skip
+    except OSError as e:  # the port is taken, a certificate cannot be read, ...
+        print(f"cofrida ui: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -327,18 +512,28 @@ def serve(
     auth: tuple[str, str] | None,
     opener: SessionOpener | None = None,
     block: bool = True,
+    ssl: tuple[str, str] | None = None,
+    login: LoginGuard | None = None,
 ) -> gr.Blocks:
     """Build and launch the app on host:port; with `auth` (user, password) every page and API
-    call needs the login. Blocks until interrupted unless `block` is False (tests), in which
-    case the running app is returned (stop it with ``app.close()``)."""
+    call needs the login, checked by a `LoginGuard` (slowed down, locked after repeated
+    failures; `login` overrides its settings). `ssl` (certificate file, key file) serves HTTPS.
+    Blocks until interrupted unless `block` is False (tests), in which case the running app is
+    returned (stop it with ``app.close()``)."""
     app = build_app(config, opener)
     app.queue(default_concurrency_limit=2)
+    if auth is not None and login is None:
+        login = LoginGuard(*auth)
     app.launch(
         server_name=host,
         server_port=port,
-        auth=auth,
+        auth=None if login is None else login.check,
+        ssl_certfile=None if ssl is None else str(ssl[0]),
+        ssl_keyfile=None if ssl is None else str(ssl[1]),
+        ssl_verify=False,  # the app's own (maybe self-signed) certificate
         max_file_size=config.max_upload_bytes,
         css=CSS,
+        js=CLOSE_PALETTE_JS,
         footer_links=[],
         show_error=True,
         quiet=not block,

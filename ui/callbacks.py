@@ -122,10 +122,18 @@ def history(tab: TabState) -> list[tuple[np.ndarray, str]]:
     items = []
     for t in tab.session.store.turns():
         shown = t.canvas_after or t.progress.snapshot or t.canvas_before
-        what = f"robot: {t.prompt!r}" if t.kind == "robot" else "person"
-        strokes = f", {t.progress.done}/{t.progress.total} strokes" if t.progress.total else ""
-        items.append((images.thumbnail(shown), f"{t.id}. {what} ({t.state}{strokes})"))
+        if t.state == "undone":  # the canvas it started from: what the canvas is again
+            shown = t.canvas_before
+        state = "" if t.state == "done" else f"{t.state.upper()} "
+        what = f"robot {short(t.prompt or '', 22)!r}" if t.kind == "robot" else "person"
+        strokes = f" {t.progress.done}/{t.progress.total}" if t.state == "executing" else ""
+        items.append((images.thumbnail(shown), f"{t.id}. {state}{what}{strokes}"))
     return items
+
+
+def short(text: str, chars: int) -> str:
+    """`text` cut to `chars` characters with an ellipsis."""
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "\u2026"
 
 
 def canvas_outputs(tab: TabState, status: str) -> tuple:
@@ -157,9 +165,55 @@ def session_banner(tab: TabState) -> str:
 
 # ---- the canvas -------------------------------------------------------------------------------
 @user_errors
-def load(tab: TabState) -> tuple:
-    """Page load: a blank canvas (or the tab's session), history and the session list."""
-    return (*canvas_outputs(tab, session_banner(tab)), tab.opener.sessions())
+def load(tab: TabState, remembered: str | None = None) -> tuple:
+    """Page load: the session this browser worked on last (`remembered`, a session folder
+    name; reopened, and followed live while the arm paints it), else a blank canvas.
+
+    Returns (editor, region editor, canvas, history, status, session choices, proposals).
+    """
+    status = "Paint on the canvas, then press 'Done: save my turn' (or type a prompt)."
+    if remembered and tab.session is None:
+        try:
+            s = tab.open(remembered)
+        except ValueError as e:
+            status = f"Could not reopen your last session: {e}"
+        else:
+            turns = len(s.store.turns())
+            status = f"Welcome back: your session is open again ({turns} turns)."
+            if tab.painting:
+                status = "Welcome back: the robot is still painting your session."
+            elif tab.needs_resume:
+                t = s.store.unfinished_turn()
+                status = (
+                    f"Welcome back. Turn {t.id} was interrupted after {t.progress.done}/"
+                    f"{t.progress.total} strokes: press 'Paint' to finish it."
+                )
+    return (*canvas_outputs(tab, status), tab.opener.session_choices(), _gallery(tab))
+
+
+def session_gallery(tab: TabState) -> list[tuple[np.ndarray, str]]:
+    """The sessions as gallery items (thumbnail of the canvas, label), newest first; the
+    folder names, in that order, are kept in ``tab.listed`` for a click to open one."""
+    cards = tab.opener.session_cards()
+    tab.listed = [name for _, name, _ in cards]
+    blank = torch.ones(3, 3, 4)
+    return [
+        (images.thumbnail(image if image is not None and image.exists() else blank), label)
+        for label, _, image in cards
+    ]
+
+
+def open_listed(tab: TabState, index: int, palette=None) -> tuple:
+    """Open the session the person clicked in the sessions gallery (`open_session`)."""
+    listed = getattr(tab, "listed", [])
+    if not 0 <= index < len(listed):
+        raise gr.Error("that session is no longer listed: reload the page")
+    return open_session(tab, listed[index], palette)
+
+
+def session_name(tab: TabState) -> str | None:
+    """The tab's session folder name (the browser remembers it for a reload), or None."""
+    return None if tab.session is None else tab.session.store.folder.name
 
 
 @user_errors
@@ -207,10 +261,11 @@ def upload_canvas(tab: TabState, file_path) -> tuple:
 # ---- proposals, choice, composite ---------------------------------------------------------------
 def _gallery(tab: TabState) -> list[tuple[np.ndarray, str]]:
     items = []
-    for k, (img, score) in enumerate(tab.proposals):
+    scored = any(score is not None for _, score in tab.proposals)
+    for k, (img, _score) in enumerate(tab.proposals):
         colour = images.MONTAGE_NAMES[k] if k < len(images.MONTAGE_NAMES) else "-"
-        score_text = "no score" if score is None else f"score {score:.3f}"
-        items.append((images.display(img, PREVIEW_PX), f"{k + 1}: {score_text} ({colour})"))
+        rank = " best match" if k == 0 and scored else ""
+        items.append((images.display(img, PREVIEW_PX), f"{k + 1}{rank} ({colour})"))
     return items
 
 
@@ -218,7 +273,9 @@ def _gallery(tab: TabState) -> list[tuple[np.ndarray, str]]:
 def propose(tab: TabState, prompt, region_value, n, progress=None) -> tuple:
     """Proposals for the prompt, ranked by the scorer when there is one.
 
-    Returns (gallery items, montage editor value, status).
+    Returns (gallery items, montage editor value, status, target, plan overlay, plan
+    animation, plan summary, plan files): the last five are cleared, they belonged to the
+    previous proposals.
     """
     prompt = check_prompt(prompt or "")  # before anything else: an empty prompt costs nothing
     with one_step(tab, "proposals"):
@@ -241,7 +298,10 @@ def propose(tab: TabState, prompt, region_value, n, progress=None) -> tuple:
         f"{len(tab.proposals)} proposals for {prompt!r} (the robot may paint {where}). "
         "Click one to choose it, or combine several below."
     )
-    return _gallery(tab), montage_editor(tab, 1), status
+    return (_gallery(tab), montage_editor(tab, 1), status, *CLEARED_PLAN)
+
+
+CLEARED_PLAN = (None, None, None, "", None)  # target, overlay, animation, summary, plan files
 
 
 def montage_editor(tab: TabState, base) -> dict | None:
@@ -289,16 +349,21 @@ def combine(tab: TabState, base, montage_value) -> tuple:
 def plan(tab: TabState, strokes, progress=None) -> tuple:
     """Plan the robot's strokes towards the target.
 
-    Returns (stroke map image, animation GIF path, plan summary Markdown, status).
+    Returns (stroke map image, animation GIF path, plan summary Markdown, status, the plan's
+    SVG and G-code files).
     """
     with one_step(tab, "planning"):
         if tab.session is None or not tab.proposals:
             raise gr.Error("choose a proposal (or a composite) before planning")
         s = tab.session
 
-        def on_progress(info: dict) -> None:
-            if progress is not None and info.get("total"):
-                progress((info["step"], info["total"]), desc=f"planning ({info['phase']})")
+        stages = {"coarse": 0, "fine": s.planner.config.coarse_steps}
+        steps = s.planner.config.coarse_steps + s.planner.config.fine_steps
+
+        def on_progress(info: dict) -> None:  # one bar over both stages
+            if progress is not None and info.get("phase") in stages and steps:
+                done = min(steps, stages[info["phase"]] + info["step"])
+                progress((done, steps), desc="planning the strokes")
 
         the_plan, report = s.plan(
             strokes=int(strokes or s.config.strokes),
@@ -310,16 +375,30 @@ def plan(tab: TabState, strokes, progress=None) -> tuple:
         gif = tab.scratch / f"plan_turn_{turn.id if turn else 0}_{len(the_plan)}.gif"
         _final, gif = images.plan_preview(the_plan, canvas, gif, width_px=PREVIEW_PX)
         overlay = images.stroke_overlay(canvas, the_plan, PREVIEW_PX)
+        files = plan_files(tab, the_plan, turn.id if turn else 0)
     minutes = report.estimated_seconds / 60
+    closer = 100 * (1 - report.loss_final / report.loss_canvas) if report.loss_canvas else 0.0
     summary = (
         f"**{len(the_plan)} strokes**, {report.colours_used} paints, {report.paint_changes} "
         f"paint changes; the arm needs about **{minutes:.1f} min** "
-        f"(planned in {report.seconds:.1f} s). Error to the target "
-        f"{report.loss_canvas:.4f} -> {report.loss_final:.4f}; "
-        f"your marks kept: {100 * report.preserved_fraction:.0f}%."
+        f"(planned in {report.seconds:.1f} s). The painting gets **{closer:.0f}% closer** to "
+        f"the target; your marks kept: {100 * report.preserved_fraction:.0f}%. "
+        "Download the plan as SVG or G-code below."
     )
     status = "Planned. Press 'Paint' to let the robot paint it."
-    return overlay, str(gif), summary, status
+    return overlay, str(gif), summary, status, files
+
+
+def plan_files(tab: TabState, the_plan, turn_id: int) -> list[str]:
+    """The plan as ``plan_turn_N.svg`` and ``plan_turn_N.gcode`` (GRBL) to download."""
+    from planner import GcodeConfig
+
+    folder = tab.scratch / f"plan_turn_{turn_id}"
+    folder.mkdir(exist_ok=True)
+    svg, gcode = folder / f"plan_turn_{turn_id}.svg", folder / f"plan_turn_{turn_id}.gcode"
+    svg.write_text(the_plan.to_svg())
+    gcode.write_text(the_plan.to_gcode(GcodeConfig()))
+    return [str(svg), str(gcode)]
 
 
 # ---- undo, export, sessions ---------------------------------------------------------------------
@@ -333,6 +412,12 @@ def undo(tab: TabState) -> tuple:
         tab.session.undo()
         tab.proposals = []
     return canvas_outputs(tab, "The robot's last turn is undone.")
+
+
+def cleared_after_undo() -> tuple:
+    """(replay, proposals, target, overlay, animation, plan summary, plan files) emptied:
+    they showed the turn that was undone."""
+    return (None, [], *CLEARED_PLAN)
 
 
 @user_errors
@@ -371,7 +456,7 @@ def open_session(tab: TabState, name, palette=None, model=None) -> tuple:
     return (
         *canvas_outputs(tab, status),
         _gallery(tab),
-        tab.opener.sessions(),
+        tab.opener.session_choices(),
         person_brush(tab),
     )
 

@@ -18,6 +18,8 @@ from sim.user_data import user_data_dir
 from ui.state import QUICK_PLANNER, AppConfig
 
 PASSWORD_ENV = "COFRIDA_UI_PASSWORD"  # read when --password is not given (keeps it out of ps)
+MIN_PASSWORD_CHARS = 8  # shorter ones are guessed in minutes even at one try per second
+CANVAS_PX_RANGE = (64, 1024)  # planning width: smaller holds no drawing, larger is minutes/turn
 
 
 def is_loopback(host: str) -> bool:
@@ -43,13 +45,15 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, dict, dict]:
         epilog="real robot: --arm.type=TYPE --arm.<field>=V --camera.type=TYPE --camera.<field>=V",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=int, default=7860, help="port 1-65535 (default 7860)")
     p.add_argument(
         "--password",
         default=None,
         help=f"password (user --user); required off loopback; or set ${PASSWORD_ENV}",
     )
     p.add_argument("--user", default="cofrida", help="user name that goes with --password")
+    p.add_argument("--ssl-certfile", type=Path, default=None, help="serve HTTPS with this cert")
+    p.add_argument("--ssl-keyfile", type=Path, default=None, help="...and this private key")
     p.add_argument(
         "--session-dir",
         type=Path,
@@ -67,7 +71,12 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, dict, dict]:
     p.add_argument("--proposals", type=int, default=4, help="proposals per prompt (1-8)")
     p.add_argument("--palette", choices=sorted(PALETTE_PRESETS), default="acrylic")
     p.add_argument("--brush", choices=sorted(BRUSH_PRESETS), default="round")
-    p.add_argument("--canvas-px", type=int, default=256, help="canvas width (px) for planning")
+    p.add_argument(
+        "--canvas-px",
+        type=int,
+        default=256,
+        help=f"canvas width (px) for planning, {CANVAS_PX_RANGE[0]}-{CANVAS_PX_RANGE[1]}",
+    )
     p.add_argument(
         "--speed",
         type=float,
@@ -83,6 +92,21 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, dict, dict]:
         p.error("--strokes must be 1..2000 and --proposals 1..8")
     if args.robot == "sim" and (devices["arm"] or devices["camera"]):
         p.error("--arm.* / --camera.* options need --robot real")
+    if not 1 <= args.port <= 65535:
+        p.error(f"--port must be 1..65535, got {args.port}")
+    lo, hi = CANVAS_PX_RANGE
+    if not lo <= args.canvas_px <= hi:
+        p.error(f"--canvas-px must be {lo}..{hi}, got {args.canvas_px}")
+    if not 0 <= args.speed <= 10 or not 0 < args.max_upload_mb <= 200:
+        p.error("--speed must be 0..10 and --max-upload-mb in (0, 200]")
+    if args.seed < 0:
+        p.error("--seed must be >= 0")
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        p.error("give both --ssl-certfile and --ssl-keyfile, or neither")
+    for option in ("ssl_certfile", "ssl_keyfile"):
+        path = getattr(args, option)
+        if path is not None and not path.is_file():
+            p.error(f"--{option.replace('_', '-')}: no file {path}")
     return args, devices["arm"], devices["camera"]
 
 
@@ -105,3 +129,13 @@ def app_config(args: argparse.Namespace, arm_options: dict, camera_options: dict
         arm_options=arm_options,
         camera_options=camera_options,
     )
+
+
+def check_password(password: str | None) -> str | None:
+    """None when `password` is acceptable (or not given), else what is wrong with it."""
+    if password is not None and len(password) < MIN_PASSWORD_CHARS:
+        return (
+            f"the password is {len(password)} characters long; use at least "
+            f"{MIN_PASSWORD_CHARS} (a few words are easy to type and hard to guess)"
+        )
+    return None

@@ -9,6 +9,10 @@ is waiting or moving):
 - Pause keeps the turn open: 'Paint' again continues from the first stroke not painted.
 - Stop ends the turn where it stands (`Session.end_turn`): the strokes painted stay (Undo takes
   them back), the rest are dropped.
+
+The painting belongs to the session, not to the browser tab (`PaintJob`): a tab that reloads or
+closes leaves the arm painting; the reloaded page reattaches to the session (`ui.state`) and
+follows the painting live (`follow`). A job no tab follows closes its session when it ends.
 """
 
 from __future__ import annotations
@@ -23,6 +27,88 @@ from ui.callbacks import PREVIEW_PX, canvas_outputs, current_canvas, user_errors
 from ui.state import TabState
 
 FRAME_SECONDS = 0.25  # how often the live canvas is sent to the browser while painting
+
+
+class PaintJob:
+    """One execution of a robot turn in a worker thread (`Session.execute`, or `resume` for a
+    turn interrupted before the session was opened).
+
+    Args:
+        tab: the tab that starts it (it holds ``tab.busy`` already; the job releases it).
+        turn_id: the robot turn to paint.
+        resume: paint an interrupted turn of a reopened session.
+    Attributes:
+        owner: the tab following it (changes when a reloaded tab reattaches).
+        progress: (strokes done, strokes total).
+        stop, pause: set by Stop / Pause, polled after every stroke.
+        status: the message for the person once the job ended.
+        error: what went wrong, if anything.
+    """
+
+    def __init__(self, tab: TabState, turn_id: int, resume: bool) -> None:
+        self.owner, self.session, self.turn_id, self.resume = tab, tab.session, turn_id, resume
+        turn = self.session.store.turn(turn_id)
+        self.progress = (turn.progress.done, turn.progress.total)
+        self.stop, self.pause = threading.Event(), threading.Event()
+        self.status: str | None = None
+        self.error: Exception | None = None
+        self.lock = threading.Lock()  # guards `owner` against a reattaching tab
+        self._busy = tab.busy
+        self.thread = threading.Thread(target=self._run, name="cofrida-ui-paint", daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def halt(self) -> None:
+        """Stop the arm after its current stroke (and interrupt a sim arm's wait)."""
+        self.stop.set()
+        self.session.arm.stop()
+
+    def _run(self) -> None:
+        s = self.session
+
+        def on_progress(done: int, total: int) -> None:
+            self.progress = (done, total)
+
+        def should_stop() -> bool:
+            return self.stop.is_set() or self.pause.is_set()
+
+        try:
+            if self.resume:  # a reopened session's interrupted turn
+                s.resume(on_progress=on_progress, should_stop=should_stop)
+                report = None
+            else:
+                report = s.execute(on_progress=on_progress, should_stop=should_stop)
+            done, total = self.progress
+            if self.stop.is_set() and s.store.turn(self.turn_id).state == "executing":
+                s.end_turn()
+                self.status = (
+                    f"Stopped after {done}/{total} strokes; the rest were dropped. "
+                    "'Undo' takes this turn back."
+                )
+            elif s.store.turn(self.turn_id).state == "executing":
+                fault = getattr(report, "fault", None)
+                why = f"the arm reported: {fault}" if fault else "paused"
+                self.status = (
+                    f"{why.capitalize()} at {done}/{total} strokes. Press 'Paint' to "
+                    "continue from the next stroke."
+                )
+            else:
+                self.status = f"The robot painted {done} strokes. Your turn!"
+        except Exception as e:  # shown to whoever follows the job
+            self.error = e
+        finally:
+            with self.lock:
+                owner = self.owner
+                if self.status and "Your turn" in self.status:
+                    owner.proposals = []
+                self._busy.release()
+                if owner.closed and owner.session is s:  # nobody reattached: close it
+                    owner.close()
 
 
 def _paintable_turn(tab: TabState):
@@ -43,81 +129,53 @@ def _live(tab: TabState):
 
 @user_errors
 def paint(tab: TabState, progress=None):
-    """Execute the planned (or interrupted) robot turn.
+    """Execute the planned (or interrupted) robot turn, or follow the one already painting.
 
     Yields (editor, region editor, canvas, history, status, replay GIF path or None); the
     last yield has the finished canvas in both editors and the turn's replay animation.
     """
     tab.check_held()
-    turn = _paintable_turn(tab)
-    if not tab.busy.acquire(blocking=False):
-        raise gr.Error("wait: the tab is still busy (another step runs)")
-    worker = None
-    try:
-        tab.stop.clear()
-        tab.pause.clear()
-        s = tab.session
-        tab.progress = (turn.progress.done, turn.progress.total)
-        result: dict = {}
-        resume = tab.needs_resume
+    if tab.job is None or not tab.job.alive:
+        turn = _paintable_turn(tab)
+        if not tab.busy.acquire(blocking=False):
+            raise gr.Error("wait: the tab is still busy (another step runs)")
+        try:
+            tab.stop.clear()
+            tab.pause.clear()
+            tab.job = PaintJob(tab, turn.id, resume=tab.needs_resume)
+            tab.needs_resume = False
+            tab.job.start()
+        except BaseException:
+            tab.job = None
+            tab.busy.release()
+            raise
+    yield from follow(tab, progress)
 
-        def on_progress(done: int, total: int) -> None:
-            tab.progress = (done, total)
 
-        def should_stop() -> bool:
-            return tab.stop.is_set() or tab.pause.is_set()
-
-        def work() -> None:
-            try:
-                if resume:  # a reopened session's interrupted turn (returns the turn)
-                    s.resume(on_progress=on_progress, should_stop=should_stop)
-                else:
-                    result["report"] = s.execute(on_progress=on_progress, should_stop=should_stop)
-            except Exception as e:  # shown to the person below
-                result["error"] = e
-
-        worker = threading.Thread(target=work, name="cofrida-ui-paint", daemon=True)
-        tab.painting = True
-        worker.start()
-        skip = gr.skip()
-        while worker.is_alive():
-            worker.join(FRAME_SECONDS)
-            done, total = tab.progress
-            if progress is not None and total:
-                progress((done, total), desc="painting", unit="strokes")
-            status = f"Painting: {done}/{total} strokes."
-            if tab.pause.is_set() or tab.stop.is_set():
-                status += " Stopping after this stroke..."
-            yield skip, skip, _live(tab), skip, status, skip
-        tab.needs_resume = False
-        if "error" in result:
-            raise result["error"]
-        report = result.get("report")
-        done, total = tab.progress
-        if tab.stop.is_set() and s.store.turn(turn.id).state == "executing":
-            s.end_turn()
-            status = (
-                f"Stopped after {done}/{total} strokes; the rest were dropped. "
-                "'Undo' takes this turn back."
-            )
-        elif s.store.turn(turn.id).state == "executing":
-            fault = getattr(report, "fault", None)
-            why = f"the arm reported: {fault}" if fault else "paused"
-            status = (
-                f"{why.capitalize()} at {done}/{total} strokes. Press 'Paint' to "
-                "continue from the next stroke."
-            )
-        else:
-            tab.proposals = []
-            status = f"The robot painted {done} strokes. Your turn!"
-        replay = _replay(tab, turn.id)
-        yield (*canvas_outputs(tab, status)[:4], status, replay)
-    finally:
-        if worker is not None and worker.is_alive():  # the browser went away mid-painting
-            tab.stop.set()
-            worker.join()
-        tab.painting = False
-        tab.busy.release()
+def follow(tab: TabState, progress=None):
+    """Stream the tab's painting job to the browser until it ends (nothing when none runs);
+    yields as `paint` does. A browser that goes away stops the stream, not the arm."""
+    job = tab.job
+    skip = gr.skip()
+    if job is None:
+        return
+    while job.alive:
+        job.thread.join(FRAME_SECONDS)
+        if job.owner is not tab:  # another tab reattached to this session
+            yield skip, skip, skip, skip, "This session is now followed in another tab.", skip
+            return
+        done, total = job.progress
+        if progress is not None and total:
+            progress((done, total), desc="painting", unit="strokes")
+        status = f"Painting: {done}/{total} strokes."
+        if job.pause.is_set() or job.stop.is_set():
+            status += " Stopping after this stroke..."
+        yield skip, skip, _live(tab), skip, status, skip
+    tab.job = None
+    if job.error is not None:
+        raise job.error
+    replay = _replay(tab, job.turn_id)
+    yield (*canvas_outputs(tab, job.status)[:4], job.status, replay)
 
 
 def _replay(tab: TabState, turn_id: int) -> str | None:
@@ -135,7 +193,7 @@ def pause(tab: TabState) -> str:
     """Ask the painting arm to pause after its current stroke."""
     if not tab.painting:
         return "Nothing is being painted."
-    tab.pause.set()
+    tab.job.pause.set()
     tab.session.arm.stop()  # interrupts a sim arm's wait at once
     return "Pausing after this stroke..."
 
@@ -143,10 +201,11 @@ def pause(tab: TabState) -> str:
 def stop(tab: TabState) -> str:
     """Stop whatever runs (proposals, planning, painting) as soon as it can; a paused turn
     is ended where it stands."""
+    if tab.painting:
+        tab.job.halt()
+        return "Stopping..."
     if tab.busy.locked():
         tab.stop.set()
-        if tab.painting:
-            tab.session.arm.stop()
         return "Stopping..."
     s = tab.session
     turn = None if s is None else s.store.unfinished_turn()

@@ -10,6 +10,7 @@ new tab), and refuses while the tab holding it is planning or painting.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -82,6 +83,12 @@ class AppConfig:
         return self.robot == "sim"
 
 
+def _changed(folder: Path) -> float:
+    """When the session in `folder` last changed (its database or write-ahead log)."""
+    files = [folder / "session.sqlite", folder / "session.sqlite-wal"]
+    return max(f.stat().st_mtime for f in files if f.exists())
+
+
 def palette_preset_of(names: list[str]) -> str | None:
     """The preset whose paint names are `names` (a stored session's record), or None."""
     return next((p for p, paints in PALETTE_PRESETS.items() if list(paints) == list(names)), None)
@@ -141,7 +148,37 @@ class SessionOpener:
         if not root.is_dir():
             return []
         found = [p for p in root.iterdir() if (p / "session.sqlite").is_file()]
-        return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+        return [p.name for p in sorted(found, key=_changed, reverse=True)]
+
+    def session_choices(self) -> list[tuple[str, str]]:
+        """(label, folder name) of each session, newest first; the label says when it was last
+        changed, its first prompt and its number of turns."""
+        return [(label, name) for label, name, _canvas in self.session_cards()]
+
+    def session_cards(self, limit: int = 60) -> list[tuple[str, str, Path | None]]:
+        """(label, folder name, image of its canvas now or None) of the newest `limit`
+        sessions (read-only: safe while they are open elsewhere)."""
+        from cofrida.session import SessionStore
+
+        cards = []
+        for name in self.sessions()[:limit]:
+            folder = self.config.session_dir / name
+            try:
+                with SessionStore(folder, readonly=True) as store:
+                    turns = store.turns()
+            except (OSError, ValueError, sqlite3.Error):
+                cards.append((f"{name} (cannot be read)", name, None))
+                continue
+            when = time.strftime("%d %b %H:%M", time.localtime(_changed(folder)))
+            prompt = next((t.prompt for t in turns if t.prompt), None)
+            what = f"'{prompt[:40]}'" if prompt else "no prompt yet"
+            shown = [t for t in turns if t.state not in ("undone", "cancelled")]
+            last = shown[-1] if shown else None
+            image = None if last is None else (
+                last.canvas_after or last.progress.snapshot or last.canvas_before
+            )  # fmt: skip
+            cards.append((f"{when} \u00b7 {what} \u00b7 {len(turns)} turns", name, image))
+        return cards
 
     def new_folder(self) -> Path:
         """A fresh, unique session folder path (not created yet)."""
@@ -176,6 +213,12 @@ class SessionOpener:
             raise ValueError("sessions can only be opened from the app's session folder")
         with self._lock:
             holder = self._holders.get(folder)
+        if holder is not None and holder is not tab and tab is not None:
+            adopted = tab.adopt(holder)  # the arm is painting: follow it here (a reload)
+            if adopted is not None:
+                with self._lock:
+                    self._holders[folder] = tab
+                return adopted
         if holder is not None and holder is not tab:
             if not holder.busy.acquire(blocking=False):
                 raise ValueError(
@@ -262,10 +305,38 @@ class TabState:
         self.stop = threading.Event()
         self.pause = threading.Event()
         self.busy = threading.Lock()
-        self.painting = False
+        self.job = None  # the `ui.execution.PaintJob` painting this tab's session, if any
+        self.closed = False  # the browser tab went away
         self.handed_over: str | None = None
-        self.progress = (0, 0)
         self._scratch: Path | None = None
+
+    @property
+    def painting(self) -> bool:
+        """Whether the arm paints this tab's session now."""
+        return self.job is not None and self.job.alive
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(strokes done, strokes total) of the painting, (0, 0) when none runs."""
+        return (0, 0) if self.job is None else self.job.progress
+
+    def adopt(self, holder: TabState) -> Session | None:
+        """Take over `holder`'s session while its arm paints, and follow the painting here;
+        None (nothing taken) when it is not painting."""
+        job = holder.job
+        if job is None or holder is self:
+            return None
+        with job.lock:
+            if not job.alive:
+                return None
+            self.close_session()
+            self.session, self.job, job.owner = holder.session, job, self
+            self.busy, holder.busy = holder.busy, threading.Lock()  # the job releases it
+            self.proposals, self.needs_resume, self.handed_over = holder.proposals, False, None
+            name = holder.session.store.folder.name
+            holder.session, holder.job, holder.proposals = None, None, []
+            holder.handed_over = name
+            return self.session
 
     @property
     def scratch(self) -> Path:
@@ -322,6 +393,8 @@ class TabState:
             if self.session is not None and self.session.store.folder.resolve() == folder.resolve():
                 return self.session  # already open here
         session = self.opener.open(folder, palette, self, model)
+        if self.painting and session is self.session:  # adopted: the arm paints it now
+            return session
         self.close_session()
         self.session, self.proposals, self.needs_resume = session, [], False
         self.handed_over = None
@@ -347,9 +420,13 @@ class TabState:
             self.session = None
 
     def close(self) -> None:
-        """Everything the tab held: called when the browser tab goes away."""
-        if self.session is not None and self.busy.locked():
-            self.stop.set()  # an execution still painting stops after its stroke
+        """Everything the tab held: called when the browser tab goes away. A painting goes on
+        (a reloaded tab reattaches to it); its job closes the session when it ends."""
+        self.closed = True
+        if self.painting and threading.current_thread() is not self.job.thread:
+            return
+        if self.session is not None and self.busy.locked() and not self.painting:
+            self.stop.set()  # proposals or planning stop as soon as they can
             return
         self.close_session()
         if self._scratch is not None:

@@ -22,14 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cofrida.commands._output import prepare_output_dir, write_error_message
 from sim import AnalyticStrokeModel, Brush, load_stroke_model
 from sim.brush import BRUSH_PRESETS
-from sim.calibration_store import save_calibration
+from sim.calibration_store import calibration_dir, save_calibration
 from sim.gap_report import gap_report, ink_darkness, predict_darkness, save_comparison
 from sim.stroke_dataset import import_frida_library, load_stroke_dataset, save_stroke_dataset
 from sim.stroke_fit import FitConfig, clean_captures, fit_stroke_model, held_out_gap
@@ -59,9 +61,28 @@ def _summary(gap: dict) -> dict:
     return {k: v for k, v in gap.items() if k != "per_stroke"}
 
 
+def _load_data(path: Path):
+    """The stroke dataset at `path`; a truncated or corrupt file is a ValueError."""
+    try:
+        return load_stroke_dataset(path)
+    except (zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise ValueError(
+            f"cannot read {path}: the file is truncated or not a stroke dataset .npz ({e})"
+        ) from None
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+
+
 def _strokes(args) -> int:
-    data = load_stroke_dataset(args.data)
+    data = _load_data(args.data)
     brush = Brush.preset(args.brush)
+    # Where the fit goes is checked now, not after minutes of fitting.
+    if args.out is not None:
+        prepare_output_dir(args.out)
+    else:
+        prepare_output_dir(calibration_dir(brush.name, args.robot, False).parent, "calibration")
     cfg = FitConfig(
         steps=args.steps, warmup_steps=args.warmup_steps, batch_size=args.batch_size,
         val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
@@ -101,7 +122,7 @@ def _eval(args) -> int:
     model = load_stroke_model(folder)
     name = model.brush.name
     brush = Brush.preset(name) if name in BRUSH_PRESETS else model.brush
-    data = load_stroke_dataset(args.data)
+    data = _load_data(args.data)
     cleaned, _ = clean_captures(data, brush)
     index = np.arange(len(data))
     ink = ink_darkness(cleaned)
@@ -116,6 +137,7 @@ def _eval(args) -> int:
 
 
 def _import_frida(args) -> int:
+    prepare_output_dir(Path(args.out).parent, "--out's")
     start = None if args.start_x_m is None else (args.start_x_m, args.start_y_m)
     data = import_frida_library(
         args.directory, args.canvas_width_m, args.canvas_height_m,
@@ -191,3 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"cofrida calibrate {args.action}: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        message = write_error_message(e, getattr(args, "out", None) or ".")
+        print(f"cofrida calibrate {args.action}: {message}", file=sys.stderr)
+        return 1

@@ -32,6 +32,7 @@ import sys
 
 import torch
 
+from cofrida.commands._output import prepare_output_dir, write_error_message
 from cofrida.data.generate import DataConfig, generate_shard
 from cofrida.data.painting import Painter
 from cofrida.data.partials import KINDS
@@ -125,8 +126,18 @@ class _Progress:
         )
 
 
+MAX_PX = 2048  # canvas width (px) at most; the planner's memory grows with its square
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.px is not None and not 16 <= args.px <= MAX_PX:
+        parser.error(f"--px must be 16..{MAX_PX}")
+    if args.strokes is not None and not 1 <= args.strokes <= 5000:
+        parser.error("--strokes must be 1..5000")
+    if args.chunk < 1 or args.partials < 0 or (args.num is not None and args.num < 0):
+        parser.error("--chunk must be >= 1, --partials and --num >= 0")
     torch.set_flush_denormal(True)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -145,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         config = DataConfig(args.partials, kinds, args.chunk, args.physical)
         painter = Painter(profile, physical=args.physical)
         source = build_source(args, profile, painter.canvas.size_px)
+        prepare_output_dir(args.out)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"cofrida make-data: {e}", file=sys.stderr)
         return 2
@@ -172,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"cofrida make-data: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"cofrida make-data: {write_error_message(e, args.out)}", file=sys.stderr)
+        return 1
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

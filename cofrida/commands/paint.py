@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from cofrida.commands._output import prepare_output_dir, write_error_message
 from planner import GcodeConfig, Planner, PlannerConfig, load_image
 from planner.animation import plan_frames, save_animation
 from planner.execute import paint_plan
@@ -36,6 +37,37 @@ from sim import Brush, Canvas
 from sim.brush import BRUSH_PRESETS
 from sim.calibration_store import find_calibrated_stroke_model
 from sim.palette import PALETTE_PRESETS, Palette
+
+MAX_CANVAS_M = 2.0  # m, either side: larger than any arm's reach; a 1x5000 px target made 1250 m
+MAX_PX = 2048  # planning width (px); the planner's memory grows with its square
+MAX_IMAGE_SIDE_PX = 8192  # larger image files are refused before decoding them
+
+
+def image_size(path: Path, what: str) -> tuple[int, int] | None:
+    """(width, height) px of an image file from its header, without decoding it; None when it
+    is missing or unreadable (`load_image` reports that with its own message).
+
+    Raises:
+        ValueError: a side is over `MAX_IMAGE_SIDE_PX` px.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        return None
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the header only: safe
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    if max(w, h) > MAX_IMAGE_SIDE_PX:
+        raise ValueError(
+            f"the {what} image {path} is {w}x{h} px; the largest side allowed is "
+            f"{MAX_IMAGE_SIDE_PX} px: shrink it first"
+        )
+    return w, h
 
 
 def _scorer(spec: str):
@@ -90,19 +122,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--strokes must be >= 1")
     if args.target is None and not (args.prompt and args.scorer):
         parser.error("give --target, or --prompt with --scorer")
+    if not 16 <= args.px <= MAX_PX:
+        parser.error(f"--px must be 16..{MAX_PX}")
+    if args.coarse_steps < 0 or args.fine_steps < 0:
+        parser.error("--coarse-steps and --fine-steps must be >= 0")
+    for option, value in (("--width-m", args.width_m), ("--height-m", args.height_m)):
+        if value is not None and not 0.01 <= value <= MAX_CANVAS_M:
+            parser.error(f"{option} must be 0.01..{MAX_CANVAS_M} m, got {value}")
     if args.prompt and not args.scorer:
         print("note: no --scorer given; the prompt is recorded, not optimised", file=sys.stderr)
     start = time.perf_counter()
     try:
+        # Sizes, inputs and the output folder are checked before any work starts.
+        target_size = image_size(args.target, "target") if args.target else None
+        if args.canvas_image is not None:
+            image_size(args.canvas_image, "canvas")
         height_m = args.height_m
-        if height_m is None and args.target is not None and args.target.is_file():
-            from PIL import Image, UnidentifiedImageError
-
-            try:
-                with Image.open(args.target) as img:
-                    height_m = args.width_m * img.height / img.width
-            except (UnidentifiedImageError, OSError):
-                height_m = None  # load_image reports the corrupt file below
+        if height_m is None and target_size is not None:
+            w, h = target_size
+            height_m = args.width_m * h / w
+            if not 0.01 <= height_m <= MAX_CANVAS_M:
+                raise ValueError(
+                    f"the target is {w}x{h} px: at --width-m {args.width_m} the canvas would be "
+                    f"{height_m:.3g} m tall (0.01..{MAX_CANVAS_M} m allowed); crop the target "
+                    "or give --height-m"
+                )
         canvas = Canvas(args.width_m, height_m or args.width_m, args.px)
         config = PlannerConfig(
             coarse_steps=args.coarse_steps, fine_steps=args.fine_steps, seed=args.seed
@@ -128,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         canvas_image = (
             load_image(args.canvas_image, canvas, "canvas image") if args.canvas_image else None
         )
+        prepare_output_dir(args.out)  # the inputs are good: now the destination, still early
         print(
             f"planning {args.strokes} strokes at {canvas.width_px}x{canvas.height_px} px",
             file=sys.stderr,
@@ -147,7 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         print("cofrida paint: stopped; nothing written", file=sys.stderr)
         return 130
     # Write everything only once planning and painting succeeded.
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_outputs(args, plan, target, simulated, painted, frames, report, start)
+    except OSError as e:
+        print(f"cofrida paint: {write_error_message(e, args.out)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_outputs(args, plan, target, simulated, painted, frames, report, start) -> None:
     plan.save(args.out / "plan.json")
     (args.out / "plan.svg").write_text(plan.to_svg())
     if args.gcode:
@@ -165,4 +218,3 @@ def main(argv: list[str] | None = None) -> int:
     summary["total_seconds"] = round(time.perf_counter() - start, 2)
     (args.out / "report.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
-    return 0

@@ -31,6 +31,7 @@ from cofrida.data.scenes import SceneGenerator
 
 MIN_SIDE = 64  # px; smaller images carry too little to paint from
 MIN_STD = 4.0  # std of 0..255 values below which an image counts as flat (blank, grey)
+MAX_SIDE_PX = 8192  # px; larger images are skipped unread (a 20000 px PNG needs GBs decoded)
 _TRAIN_HINT = "pip install 'cofrida[train]'  (or: pip install datasets)"
 
 
@@ -140,10 +141,14 @@ def _load(data: Any, source_id: str) -> Image.Image:
             image = Image.open(data)
         else:
             raise SkippedImage("corrupt", source_id, f"not an image: {type(data).__name__}")
+        if max(image.size) > MAX_SIDE_PX:  # refused before decoding: memory
+            raise SkippedImage("too large", source_id, f"{image.width}x{image.height} px")
         image.load()  # decode now: truncated files fail here, not later
         return image
     except SkippedImage:
         raise
+    except Image.DecompressionBombError as e:
+        raise SkippedImage("too large", source_id, str(e)) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, TypeError) as e:
         raise SkippedImage("corrupt", source_id, str(e)) from None
 

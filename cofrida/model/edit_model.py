@@ -585,9 +585,14 @@ class EditModel(nn.Module):
                 )
             source = DEFAULT_BUNDLE
         src = str(source)
-        local = Path(src)
+        local = Path(src).expanduser()
         if local.exists() and not local.is_dir():
             raise FileNotFoundError(f"{src} is a file; expected a bundle or pipeline folder")
+        if not local.exists() and _looks_local(src):  # a typo, not a hub id: no hub retries
+            raise FileNotFoundError(f"no model folder at {src} (a local path that does not exist)")
+        if local.is_dir():
+            src = str(local)
+            check_safetensors(local)
         bundle = (local / CONFIG_FILE).is_file()
 
         # 1. Config: the bundle's, or defaults inferred from the pipeline.
@@ -735,3 +740,44 @@ def _step_args(sampler) -> set[str]:
     import inspect
 
     return set(inspect.signature(sampler.step).parameters)
+
+
+def _looks_local(source: str) -> bool:
+    """Whether a model source that does not exist was meant as a local path: it starts like
+    one (/ ./ ../ ~), has other than one '/' or a backslash, or its first part is a local
+    folder (``out/bundel`` next to ``out/``). A hub id is ``owner/name``."""
+    if source.startswith(("/", "./", "../", "~", ".\\")) or "\\" in source:
+        return True
+    parts = source.split("/")
+    return len(parts) != 2 or not all(parts) or Path(parts[0]).is_dir()
+
+
+def check_safetensors(folder: Path) -> None:
+    """Refuse truncated or corrupt ``*.safetensors`` files under `folder` before loading them
+    (reads only each file's header: 8-byte little-endian length, JSON, then the data).
+
+    Raises:
+        ValueError: a file names the file and says what is wrong.
+    """
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        size = path.stat().st_size
+        problem = None
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n <= 0 or 8 + n > size:
+                problem = "its header is cut off"
+            else:
+                try:
+                    header = json.loads(f.read(n))
+                    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+                except (ValueError, KeyError, TypeError, IndexError):
+                    problem = "its header is not valid"
+                else:
+                    if 8 + n + max(ends, default=0) > size:
+                        missing = 8 + n + max(ends) - size
+                        problem = f"{missing} bytes of its tensors are missing"
+        if problem is not None:
+            raise ValueError(
+                f"{path} is truncated or corrupt ({problem}): copy or download it again"
+            )

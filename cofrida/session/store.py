@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from cofrida.session.images import read_png, write_png_atomic
+from cofrida.session.lock import SessionLock
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -101,7 +102,9 @@ class TurnRecord:
 
 
 class SessionStore:
-    """Open (or create) the session in `folder`. Thread-safe; one writer process at a time.
+    """Open (or create) the session in `folder`. Thread-safe; one writer at a time: a writer
+    holds the session's OS file lock (`cofrida.session.lock`) until `close`, and a second
+    writer, in any process, gets `SessionInUse` naming the holder.
 
     Args:
         folder: the session folder (created if missing).
@@ -110,6 +113,9 @@ class SessionStore:
             replaced as execution advances; the latest is always kept).
         readonly: open an existing session to look at it while another process writes (a UI,
             an export): nothing is written or cleaned up, and writing raises.
+    Raises:
+        SessionInUse: (a writer) the session is open elsewhere.
+        ValueError: the session's schema is not one this version reads.
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class SessionStore:
     ):
         self.folder = Path(folder)
         self.readonly = readonly
+        self._owner: SessionLock | None = None
         if readonly:
             if not (self.folder / "session.sqlite").is_file():
                 raise FileNotFoundError(f"no session at {self.folder}")
@@ -132,6 +139,14 @@ class SessionStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keep_every = max(1, keep_every)
         self._lock = threading.RLock()
+        self._owner = SessionLock(self.folder)  # before anything is read or written
+        try:
+            self._open_writer(config)
+        except BaseException:
+            self._owner.release()
+            raise
+
+    def _open_writer(self, config: dict | None) -> None:
         self._db = sqlite3.connect(
             self.folder / "session.sqlite", check_same_thread=False, isolation_level=None
         )
@@ -176,8 +191,11 @@ class SessionStore:
         return SessionStore._Tx(self)
 
     def close(self) -> None:
+        """Close the database and give up the session's lock (idempotent)."""
         with self._lock:
             self._db.close()
+            if self._owner is not None:
+                self._owner.release()
 
     def __enter__(self) -> SessionStore:
         return self

@@ -185,5 +185,6 @@ def test_a_reader_never_touches_a_live_writers_files(tmp_path):
         reader.begin_turn("human", torch.ones(3, 8, 8))
     with pytest.raises(FileNotFoundError, match="no session"):
         SessionStore(tmp_path / "nowhere", readonly=True)
+    writer.close()  # (a crash releases the lock too)
     SessionStore(tmp_path).close()  # the writer reopening after a crash does clean up
     assert not in_flight.exists()

@@ -4,6 +4,7 @@ arm and the sim camera standing in for the hardware)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -132,3 +133,89 @@ def test_real_mode_captures_the_canvas_and_paints_on_the_arm(tmp_path, opener):
     assert float(changed.float().mean()) > 0.005
     assert np.asarray(last[2]).shape[1] == cb.PREVIEW_PX
     tab.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--port", "70000"], "--port must be 1..65535"),
+     (["--port", "-1"], "--port must be 1..65535"),
+     (["--canvas-px", "5"], "--canvas-px must be 64..1024"),
+     (["--canvas-px", "100000"], "--canvas-px must be 64..1024"),
+     (["--ssl-certfile", "cert.pem"], "give both --ssl-certfile and --ssl-keyfile"),
+     (["--ssl-certfile", "nope.pem", "--ssl-keyfile", "nope.key"], "--ssl-certfile: no file")],
+)  # fmt: skip
+def test_bad_numbers_and_files_are_refused_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        app.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_short_password_is_refused(capsys, monkeypatch):
+    monkeypatch.delenv(app.PASSWORD_ENV, raising=False)
+    assert app.main(["--host", "0.0.0.0", "--password", "x"]) == 2
+    assert "the password is 1 characters long; use at least 8" in capsys.readouterr().err
+
+
+def _login(base: str, password: str, context=None) -> int:
+    form = urllib.parse.urlencode({"username": "cofrida", "password": password}).encode()
+    try:
+        with urllib.request.urlopen(f"{base}/login", data=form, timeout=60, context=context) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_guessing_the_password_is_slow_and_then_locked_out(tmp_path, opener):
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    served = app.serve(small_config(tmp_path), "127.0.0.1", port, ("cofrida", "a long secret"),
+                       opener, block=False)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # 8 guessers in parallel for 2.5 s: one wrong password per second gets through.
+        deadline = time.monotonic() + 2.5
+
+        def guess(k: int) -> int:
+            tries = 0
+            while time.monotonic() < deadline:
+                assert _login(base, f"guess {k}.{tries}") == 400
+                tries += 1
+            return tries
+
+        with ThreadPoolExecutor(8) as pool:
+            tries = sum(pool.map(guess, range(8)))
+        assert tries <= 12, f"{tries} guesses in 2.5 s"  # unthrottled: ~100
+    finally:
+        served.close()
+
+
+def test_repeated_failures_lock_logins_and_https_is_served(tmp_path, opener):
+    import ssl
+    import subprocess
+
+    from ui.login import LoginGuard
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    guard = LoginGuard("cofrida", "a long secret", fail_delay_s=0.05, lockout_after=5)
+    served = app.serve(small_config(tmp_path), "127.0.0.1", port, ("cofrida", "a long secret"),
+                       opener, block=False, ssl=(cert, key), login=guard)  # fmt: skip
+    base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(cert))
+    trust.check_hostname = False
+    try:
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # no plain HTTP
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10)
+        assert _login(base, "a long secret", trust) == 200
+        assert [_login(base, "wrong", trust) for _ in range(5)] == [400] * 5
+        assert guard.locked()
+        assert _login(base, "a long secret", trust) == 400  # locked: even the right one waits
+    finally:
+        served.close()

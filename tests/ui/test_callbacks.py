@@ -4,8 +4,10 @@ full co-painting turn through the real session, planner and sim arm."""
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -130,15 +132,24 @@ def test_a_full_turn_through_the_callbacks_changes_the_canvas(tab):
     person = canvas.astype(int)
     assert (person.sum(-1) < 150).any(), "the person's dark line is on the canvas"
 
-    gallery, montage, status = cb.propose(tab, PROMPT, None, 2)
-    assert len(gallery) == 2 and gallery[0][1].startswith("1: ")  # "1: score 0.53 (red)"
-    assert "score" in gallery[0][1] and "(red)" in gallery[0][1]
+    gallery, montage, status, *stale = cb.propose(tab, PROMPT, None, 2)
+    assert [caption for _, caption in gallery] == ["1 best match (red)", "2 (green)"]
+    assert stale == [None, None, None, "", None]  # no target or plan of older proposals
     assert montage["background"].shape == editor["background"].shape
     _target, status = cb.choose(tab, 1)
     assert "Proposal 2 is the target" in status
 
-    overlay, gif, summary, status = cb.plan(tab, STROKES)
+    bar = []  # the progress bar: one bar over both planning stages, never restarting
+    overlay, gif, summary, status, files = cb.plan(
+        tab, STROKES, lambda value, desc=None: bar.append(value)
+    )
+    assert bar and all(a[0] <= b[0] for a, b in itertools.pairwise(bar))
+    assert bar[-1][0] == bar[-1][1]
     assert f"**{STROKES} strokes**" in summary and "min" in summary
+    assert "% closer** to the target" in summary
+    svg, gcode = (Path(f).read_text() for f in files)  # the plan, to download
+    assert svg.startswith("<svg") or "<svg" in svg[:200]
+    assert "G1" in gcode or "G0" in gcode
     assert overlay.shape[1] == cb.PREVIEW_PX
     with Image.open(gif) as anim:
         assert anim.n_frames > 2  # the plan, animated
@@ -242,7 +253,9 @@ def test_a_session_reopens_in_a_new_tab_which_takes_it_over(tab, opener):
         cb.open_session(other, name)
     outs = cb.open_session(other, name)
     *_, history, status, _gallery, sessions, brush = outs
-    assert status == "Reopened the session." and name in sessions
+    assert status == "Reopened the session." and name in [value for _, value in sessions]
+    (label, _), *_ = sessions  # listed by when, its first prompt and its turns
+    assert f"'{PROMPT}' \u00b7 2 turns" in label
     assert len(history) == 2 and torch.equal(other.session.canvas, read_png_turn(other, 2))
     assert isinstance(brush, gr.Brush) and len(brush.colors) == 8
     assert tab.session is None
@@ -250,6 +263,9 @@ def test_a_session_reopens_in_a_new_tab_which_takes_it_over(tab, opener):
         cb.propose(tab, PROMPT, None, 2)
     with pytest.raises(gr.Error, match="no session named"):
         cb.open_session(other, "../elsewhere")
+    ((thumb, caption),) = cb.session_gallery(other)  # a thumbnail, the time, the first prompt
+    assert thumb.shape[1] == 160 and f"'{PROMPT}'" in caption
+    assert cb.open_listed(other, 0)[4] == "Reopened the session."
     other.close()
 
 
@@ -282,3 +298,42 @@ def test_the_model_is_chosen_per_new_session_and_kept_on_reopening(tmp_path):
     with pytest.raises(gr.Error, match="unknown model 'nope': choose one of"):
         cb.open_session(tab, None, "acrylic", "nope")
     tab.close()
+
+
+def test_a_reload_while_painting_reattaches_and_the_arm_keeps_painting(tmp_path, opener):
+    slow = SessionOpener(small_config(tmp_path, speed_factor=20.0), opener._proposers)
+    tab = TabState(slow)
+    painted_turn(tab)
+    name = cb.session_name(tab)
+    frames = execution.paint(tab)
+    while tab.progress[0] < 2:
+        next(frames)
+    frames.close()  # the browser reloads: its stream ends...
+    tab.close()  # ...and Gradio drops the tab's state
+    assert tab.painting, "the arm keeps painting"
+
+    reloaded = TabState(slow)  # the reloaded page, with the name the browser remembered
+    *_canvas, status, _choices, _proposals = cb.load(reloaded, name)
+    assert status == "Welcome back: the robot is still painting your session."
+    assert reloaded.session is not None and cb.session_name(reloaded) == name
+    streamed = list(execution.follow(reloaded))  # live frames, then the finished turn
+    assert len(streamed) >= 2 and f"painted {STROKES} strokes" in streamed[-1][4]
+    store = reloaded.session.store
+    assert store.painted_strokes(2) == list(range(STROKES))  # none lost, none twice
+    reloaded.close()
+
+
+def test_a_painting_nobody_follows_closes_its_session_when_done(tmp_path, opener):
+    from cofrida.session import SessionStore
+
+    tab = TabState(SessionOpener(small_config(tmp_path, speed_factor=5.0), opener._proposers))
+    painted_turn(tab)
+    folder = tab.session.store.folder
+    frames = execution.paint(tab)
+    next(frames)
+    job = tab.job
+    frames.close()
+    tab.close()
+    job.thread.join(120)
+    with SessionStore(folder) as store:  # the lock is free again: the session was closed
+        assert store.turns()[-1].state == "done"
