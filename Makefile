@@ -44,8 +44,10 @@ $(STAMP): pyproject.toml Makefile robot/ros/setup_env.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m robot.ros.setup_env
 	touch $(STAMP)
 
+# A session is never replaced: a later run writes the next free folder (out/demo-2, ...).
 demo: setup
-	$(PY) -m cofrida demo --out $(OUT)
+	@out=$(OUT); n=2; while [ -e $$out/session ]; do out=$(OUT)-$$n; n=$$((n+1)); done; \
+	echo "cofrida demo --out $$out"; $(PY) -m cofrida demo --out $$out
 
 lint: setup
 	$(VENV)/bin/ruff check .
