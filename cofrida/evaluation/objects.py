@@ -34,6 +34,7 @@ Definitions (the README's evaluation section repeats them):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -365,9 +366,10 @@ def scene_target(
     return object_target(partial, full, image, label_map, scaled, main_rgb, rows)
 
 
+@functools.lru_cache(maxsize=4)
 def generated_records(
     count: int, size: int, seed: int = 7, profile: str = "acrylic", max_tries: int | None = None
-) -> list:
+) -> tuple:
     """`count` scorable held-out ``object`` records painted here, deterministically.
 
     What `cofrida make-data --source-seed SEED --kinds object --partials 1` would write for
@@ -376,7 +378,7 @@ def generated_records(
 
     Returns:
         `EvalRecord`s with their `target`, fewer than `count` only when `max_tries` (default
-        3 * count) scenes gave too few scorable objects.
+        3 * count) scenes gave too few scorable objects. Cached per process (read-only).
     """
     from cofrida.data import DataConfig, Painter, ProceduralSource, SceneGenerator, get_profile
     from cofrida.data.generate import make_records
@@ -405,4 +407,4 @@ def generated_records(
         out.append(EvalRecord(index, partial, full, row["caption"], target))
         if len(out) == count:
             break
-    return out
+    return tuple(out)
