@@ -11,7 +11,8 @@ Definitions (the README's evaluation section repeats them):
 * **object colour**: the median colour of the reference (the record's finished sim painting)
   over the object's main part (the pixels of the scene drawn in its naming paint).
 * **new paint** of a proposal: pixels within ``COLOUR_DELTA_E`` (15) of the object colour where the
-  partial canvas is not (paint that was added, not kept).
+  partial canvas is not (paint that was added, not kept), and not on another object of the
+  scene (dilated by 1 px): a kept tree darkened towards black is not a black cat painted back.
 * **area** A: the reference's own new paint over the object's pixels (dilated by 2 px): what the
   robot painted of that object. Records whose A is below ``MIN_AREA_PX`` are not scored.
 * **zone**: the rows where the generator could have placed an object of that kind and size on
@@ -62,6 +63,8 @@ class ObjectTarget:
         removed: (H, W) bool, the removed region: the object's pixels and where the partial
             lacks the reference's paint, dilated by `DILATE_PX`.
         zone: (H, W) bool, where an object of this kind and size may lie on this scene.
+        free: (H, W) bool, pixels not on another object of the scene (dilated by 1 px): where
+            new paint can be this object.
         area: px of the reference's new paint of the object colour on the object (A).
         size_px: the larger side of the object's box.
         centre: (x, y) px of the object in the reference.
@@ -74,6 +77,7 @@ class ObjectTarget:
     mask: torch.Tensor
     removed: torch.Tensor
     zone: torch.Tensor
+    free: torch.Tensor
     area: int
     size_px: float
     centre: tuple[float, float]
@@ -147,6 +151,7 @@ def object_target(
     slack = ZONE_SLACK * h
     rows = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)
     zone = (rows >= top - slack) & (rows < bottom + slack)
+    others = torch.from_numpy((label_map != 0) & (label_map != obj.id))
     x0, y0, x1, y1 = obj.bbox
     return ObjectTarget(
         obj.kind,
@@ -156,6 +161,7 @@ def object_target(
         mask,
         removed,
         zone,
+        ~dilate(others, 1),
         area,
         float(max(x1 - x0, y1 - y0)),
         ((x0 + x1) / 2, (y0 + y1) / 2),
@@ -199,7 +205,7 @@ def object_scores(
         indexing="ij",
     )
     for p in proposals:
-        new = near_colour(p, target.colour, colour_delta_e) & ~had
+        new = near_colour(p, target.colour, colour_delta_e) & ~had & target.free
         in_zone = new & target.zone
         is_painted = float(new.sum()) >= need
         is_recalled = float(in_zone.sum()) >= need

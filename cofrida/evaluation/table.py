@@ -55,8 +55,8 @@ DEFINITIONS = {
     "latency_ms_per_proposal": "latency_ms / n",
     "psnr_db": "PSNR of a row's proposals against the compared row's (same inputs, seeds)",
     "object_recall": "share of proposals whose new paint of the removed object's colour "
-    "(within 15 Delta-E, where the canvas was not) covers half the object's painted area "
-    "inside a zone allowed for its kind (object partials only)",
+    "(within 15 Delta-E, where the canvas was not, off other objects) covers half the "
+    "object's painted area inside a zone allowed for its kind (object partials only)",
     "object_recall_best": "share of records where at least one of the n proposals recalls",
     "object_painted": "share of proposals with that much new paint anywhere",
     "placement": "of the proposals that painted the object, the share in an allowed zone",

@@ -150,3 +150,20 @@ def test_objects_on_data_without_object_partials_is_a_clear_error(tmp_path, caps
     )
     assert code == 2
     assert "no 'object' partials" in capsys.readouterr().err
+
+
+def test_a_kept_object_repainted_in_the_missing_colour_is_not_the_object():
+    """A blurry model darkens a kept tree towards black: that is not the black bird back."""
+    image, label_map, bird = meadow_scene()
+    label_map[36:60, 30:50] = 2  # a green tree on the ground, kept on the canvas
+    image[label_map == 2] = np.round(np.array((0.1, 0.4, 0.1)) * 255)
+    full = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    partial = full.clone()
+    partial[:, 8:13, 10:22] = torch.tensor(SKY).view(3, 1, 1)
+    rows = (0.0, 64.0)  # anywhere: only the other object's paint may keep it from counting
+    target = object_target(partial, full, image, label_map, bird, image[9, 12], rows)
+    darkened = partial.clone()
+    darkened[:, 36:60, 30:50] = torch.tensor(BIRD).view(3, 1, 1)
+    scores = object_scores(target, partial, full, darkened[None])
+    assert scores["object_painted"] == 0.0 and scores["object_recall"] == 0.0
+    assert scores["damage"] > 0.05
