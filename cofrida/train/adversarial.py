@@ -17,8 +17,13 @@ input stops mattering. Three pieces counter that, each a `TrainConfig` option:
   left, one right); the adversarial term sees every draw, so every draw must look real.
 * **A diversity hinge** (``diversity_weight``, ``diversity_target``): per record,
   ``relu(target - d) / target`` with d the mean absolute difference of two draws' paintings
-  (0..1), so different seeds give different paintings up to the target and no further pressure
-  past it (a bounded form of the mode-seeking loss of MSGAN, Mao et al. 2019).
+  (0..1) *where the target changes the canvas* (dilated by `CHANGE_DILATE_PX`), so different
+  seeds paint the new things differently, up to the target and no further (a bounded form of
+  the mode-seeking loss of MSGAN, Mao et al. 2019). Measured: over the whole image it bought
+  diversity with noise all over the kept canvas (damage 0.22 -> 0.59 in 100 steps).
+* **Keep** (``keep_weight``): every draw, not only the closest, is pulled (L1) to the canvas
+  where the target keeps it (per-pixel mean |target - canvas| below `KEEP_TOLERANCE`): what
+  stays is certain, so there is no mean to fear there.
 
 Shapes: images (B, 3, S, S) in 0..1, prompts' pooled embeddings (B, D).
 """
@@ -32,6 +37,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from cofrida.train.losses import EdgeStatsLoss
+
+KEEP_TOLERANCE = 0.04  # mean |target - canvas| over RGB (0..1) below which a pixel is kept
+CHANGE_DILATE_PX = 4  # the changed region is grown by this before diversity is measured there
+
+
+def change_mask(target: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+    """(B, 1, S, S) float: 1 where the target changes the canvas (dilated), else 0."""
+    changed = ((target - canvas).abs().mean(1, keepdim=True) >= KEEP_TOLERANCE).float()
+    k = 2 * CHANGE_DILATE_PX + 1
+    return F.max_pool2d(changed, k, 1, CHANGE_DILATE_PX)
 
 
 class ConditionalPatchDiscriminator(nn.Module):
@@ -181,13 +196,23 @@ class DiversityObjective(nn.Module):
         if cfg.text_alignment_weight > 0 and self.scorer is not None:
             parts["text_alignment"] = -self.scorer(pred.clamp(0, 1), list(captions) * k).mean()
             total = total + cfg.text_alignment_weight * parts["text_alignment"]
+        if cfg.keep_weight > 0:
+            kept = ((target - canvas).abs().mean(1, keepdim=True) < KEEP_TOLERANCE).float()
+            kept = kept.repeat(k, 1, 1, 1)
+            off = (pred - canvas.repeat(k, 1, 1, 1)).abs() * kept
+            parts["keep"] = off.sum() / (3 * kept.sum()).clamp_min(1.0)
+            total = total + cfg.keep_weight * parts["keep"]
         if k >= 2:
             draws = pred.view(k, b, *pred.shape[1:])
-            d = (draws[0] - draws[1]).abs().mean((1, 2, 3))  # (B,)
-            parts["pair_difference"] = d.mean()
+            diff = (draws[0] - draws[1]).abs()  # (B, 3, S, S)
+            parts["pair_difference"] = diff.mean()
             if cfg.diversity_weight > 0:
+                region = change_mask(target, canvas)  # (B, 1, S, S)
+                area = region.sum((1, 2, 3))
+                d = (diff * region).sum((1, 2, 3)) / (3 * area).clamp_min(1.0)
                 tau = cfg.diversity_target
-                parts["diversity"] = (F.relu(tau - d) / tau).mean()
+                hinge = F.relu(tau - d) / tau * (area > 0).float()
+                parts["diversity"] = hinge.mean()
                 total = total + cfg.diversity_weight * parts["diversity"]
         return total, {k_: float(v.detach()) for k_, v in parts.items()}
 
@@ -203,6 +228,7 @@ def uses_objective(config) -> bool:
         config.discriminator == "conditional"
         or config.diversity_samples > 1
         or config.diversity_weight > 0
+        or config.keep_weight > 0
     )
 
 

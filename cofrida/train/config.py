@@ -84,7 +84,8 @@ class TrainConfig:
     # so the mean of all completions stops being the optimum and the noise keeps meaning
     diversity_samples: int = 1
     diversity_weight: float = 0.0  # hinge pushing two draws' mean |difference| up to the target
-    diversity_target: float = 0.08  # mean absolute pixel difference (0..1) the hinge asks for
+    diversity_target: float = 0.08  # mean |difference| (0..1) where the target changes
+    keep_weight: float = 0.0  # every draw pulled (L1) to the canvas where the target keeps it
     text_alignment_weight: float = 0.0  # -scorer(decoded, caption)
     scorer: str = ""  # scorer folder (SceneScorer or CLIP) for text alignment / perceptual
     # one-step: half the records start from their target noised to a timestep drawn from
@@ -123,6 +124,7 @@ class TrainConfig:
                 "diversity_weight > 0 needs diversity_samples >= 2 (two draws to compare)",
             ),
             (0 < self.diversity_target <= 1, "diversity_target must lie in (0, 1]"),
+            (self.keep_weight >= 0, "keep_weight must be >= 0"),
             (
                 self.perceptual != "scorer"
                 or (

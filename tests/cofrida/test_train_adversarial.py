@@ -139,3 +139,42 @@ def test_discriminator_update_uses_its_own_loss_only(data_dir, init_model, tmp_p
                      adversarial_weight=0.5, discriminator=kind, discriminator_width=8)  # fmt: skip
         train(cfg)
     assert len(seen) == 4 and all(all(flags) for flags in seen)
+
+
+def left_kept_right_changed():
+    """(canvas, target): the target keeps the left half and paints the right half red."""
+    canvas = torch.full((1, 3, 16, 16), 0.9)
+    target = canvas.clone()
+    target[:, :, :, 8:] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)
+    return canvas, target
+
+
+def test_keep_pulls_every_draw_to_the_canvas_where_the_target_keeps_it():
+    cfg = TrainConfig(perceptual_weight=0.0, diversity_samples=2, keep_weight=1.0)
+    objective = DiversityObjective(cfg)
+    canvas, target = left_kept_right_changed()
+    clean = target.clone()
+    noisy = target.clone()
+    noisy[:, :, :, :8] += 0.2  # the second draw smears the kept half
+    _, both_clean = objective(torch.cat([clean, clean]), target, canvas, torch.zeros(1, 4))
+    _, one_noisy = objective(torch.cat([clean, noisy]), target, canvas, torch.zeros(1, 4))
+    assert both_clean["keep"] == pytest.approx(0.0)
+    assert one_noisy["keep"] == pytest.approx(0.1)  # half the draws are 0.2 off on kept pixels
+    assert one_noisy["best_of_k"] == pytest.approx(0.0)  # best of K alone would not see it
+
+
+def test_diversity_counts_only_where_the_target_changes_the_canvas():
+    cfg = TrainConfig(perceptual_weight=0.0, diversity_samples=2, diversity_weight=1.0,
+                      diversity_target=0.1)  # fmt: skip
+    objective = DiversityObjective(cfg)
+    canvas, target = left_kept_right_changed()
+    a = target.clone()
+    noise_in_kept = target.clone()
+    noise_in_kept[:, :, :, :2] += 0.5  # differs only far inside the kept half
+    varied_paint = target.clone()
+    varied_paint[:, :, :, 8:] = torch.tensor([0.6, 0.1, 0.3]).view(1, 3, 1, 1)
+    _, kept_noise = objective(torch.cat([a, noise_in_kept]), target, canvas, torch.zeros(1, 4))
+    _, new_paint = objective(torch.cat([a, varied_paint]), target, canvas, torch.zeros(1, 4))
+    assert kept_noise["pair_difference"] > 0.05  # the images differ...
+    assert kept_noise["diversity"] == pytest.approx(1.0)  # ...but not where paint goes: no credit
+    assert new_paint["diversity"] < 0.5
