@@ -24,7 +24,13 @@ a shared machine slows them alike:
    An fp32 ``--model`` is quantized here (`cofrida.model.quantize`, calibrated on other scenes);
    a W4A4 one needs ``--fp32-model`` (else null; for the shipped W4A4 bundle its fp32 source
    ships beside it, ``cofrida/assets/default_model_fp32``, and is used by itself).
-4. ``bundle_mb``: the bundle folder on disk (the packaged MiniLM text encoder is referenced, not
+4. ``object_recall`` / ``object_recall_best`` / ``damage`` / ``diversity``: the issue-14 object
+   figures (`cofrida.evaluation.objects`) of ``--n`` one-step proposals per record on a small
+   fixed held-out set: ``--object-records`` (12; 2 with ``--quick``) ``object`` partials of
+   procedural scenes (source seed 7, scenes 0, 1, ...) painted here by the acrylic robot, about
+   1 s each at 128 px; ``object_recall_fp32`` / ``diversity_fp32`` for the fp32 form when both
+   are at hand. ``object_records`` says how many were scored.
+5. ``bundle_mb``: the bundle folder on disk (the packaged MiniLM text encoder is referenced, not
    copied); ``w4a4_bundle_mb`` for the copy quantized here.
 
 Targets: one_step_ms <= 150, speedup >= 10, psnr >= 30 dB, bundle_mb <= 25 (``targets`` gives
@@ -118,6 +124,28 @@ def median_ms_side_by_side(calls: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def object_figures(model, records, n: int = 4, seed: int = 0) -> dict:
+    """Mean object figures of `model`'s one-step proposals (n per record, seed + i)."""
+    from cofrida.evaluation.objects import object_scores
+    from cofrida.model.diversity import proposal_diversity
+
+    rows = []
+    for i, r in enumerate(records):
+        props = model.propose(r.partial, r.caption, n=n, seed=seed + i, mode="one_step")
+        props = props.detach().float().cpu()
+        scores = object_scores(r.target, r.partial, r.full, props)
+        if scores is not None:
+            scores["diversity"] = proposal_diversity(props) if n >= 2 else None
+            rows.append(scores)
+    keys = ("object_recall", "object_recall_best", "damage", "diversity", "placements")
+
+    def mean(key):
+        kept = [row[key] for row in rows if row.get(key) is not None]
+        return round(sum(kept) / len(kept), 4) if kept else None
+
+    return {key: mean(key) for key in keys} | {"object_records": len(rows)}
+
+
 def check_targets(result: dict) -> dict:
     """{key: {value, max|min, pass}}; pass is None when the value was not measured."""
     out = {}
@@ -163,9 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats: a smoke test")
+    parser.add_argument(
+        "--object-records", type=int, default=None, help="held-out object partials (12; quick 2)"
+    )
+    parser.add_argument("--n", type=int, default=4, help="proposals per object record")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.repeats < 1 or args.threads < 0:
         parser.error("--steps and --repeats must be >= 1, --threads >= 0")
+    if args.n < 1 or (args.object_records is not None and args.object_records < 0):
+        parser.error("--n must be >= 1 and --object-records >= 0")
 
     from cofrida.model import EditModel, unet_io
     from cofrida.model.edit_model import DEFAULT_FP32_BUNDLE
@@ -227,6 +261,18 @@ def main(argv: list[str] | None = None) -> int:
         if fp32 is not None:
             say("[bench model] W4A4 vs fp32 proposals")
             psnr = proposal_psnr(w4a4, fp32, scene_inputs(psnr_inputs, size, start=2000))
+        count = (
+            args.object_records if args.object_records is not None else (2 if args.quick else 12)
+        )
+        objects, objects_fp32 = {}, {}
+        if count:
+            from cofrida.evaluation.objects import generated_records
+
+            say(f"[bench model] painting {count} held-out object partials")
+            records = generated_records(count, size)
+            objects = object_figures(model, records, args.n)
+            if fp32 is not None and model is w4a4:
+                objects_fp32 = object_figures(fp32, records, args.n)
         bundle_mb = folder_mb(folder)  # before a fallback's temporary folder goes
     one_step = times["one_step_w4a4" if model is w4a4 else "one_step_fp32"]
     multi = times["multi_step"]
@@ -240,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
         "structure_steps": structure,
         "hybrid_ms": round(times["hybrid"], 2) if structure else None,
         "w4a4_vs_fp32_psnr_db": None if psnr is None else round(psnr, 2),
+        "object_recall": objects.get("object_recall"),
+        "object_recall_best": objects.get("object_recall_best"),
+        "damage": objects.get("damage"),
+        "diversity": objects.get("diversity"),
+        "object_records": objects.get("object_records", 0),
+        "object_recall_fp32": objects_fp32.get("object_recall"),
+        "diversity_fp32": objects_fp32.get("diversity"),
         "bundle_mb": round(bundle_mb, 3),
         "w4a4_bundle_mb": None if w4a4_mb is None else round(w4a4_mb, 3),
         "model": "fallback" if fallback else str(folder),

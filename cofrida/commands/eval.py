@@ -18,7 +18,19 @@ Rows of the table:
     * with ``--w4a4``, a W4A4 copy of every fp32 model (SVDQuant, calibrated on
       ``--calibration-records`` records not evaluated on), compared with it; a model that is
       W4A4 already is compared with its ``--fp32-source NAME=PATH`` instead;
-    * the reference: each record's own finished sim painting (``--no-reference`` drops it).
+    * the reference: each record's own finished sim painting (``--no-reference`` drops it);
+    * with ``--objects``: only the folder's ``object`` partials (one named object's strokes
+      removed; procedural data), a second table of object figures (recall, placement, damage,
+      hole restore, diversity, distinct placements; `cofrida.evaluation.objects`), and two
+      baseline rows: the canvas unchanged and an OpenCV inpaint of the known hole
+      (``--no-baselines`` drops them).
+
+    # the object figures: 48 object partials of other scenes, n = 4
+    cofrida make-data --profile acrylic --source-seed 7 --num 48 --partials 1 --kinds object \
+        --px 128 --out data/heldout-objects
+    cofrida eval --model default --fp32-source default=cofrida/assets/default_model_fp32 \
+        --objects --data-dir data/heldout-objects --records 40 --n 4 --teacher none \
+        --paint-proposals 0 --out out/eval-objects
 
 Metrics (definitions in `cofrida.evaluation.metrics`): text alignment (``--scorer``: the
 shipped offline scorer by default, a `cofrida train-scorer` folder, a CLIP model, or ``none``),
@@ -102,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="CIE76 tolerance of preservation",
     )
     p.add_argument("--no-reference", action="store_true", help="leave out the reference row")
+    p.add_argument(
+        "--objects",
+        action="store_true",
+        help="evaluate the object partials only, with object figures and baseline rows",
+    )
+    p.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="with --objects: leave out the unchanged-canvas and OpenCV-inpaint rows",
+    )
     p.add_argument("--examples", type=int, default=4, help="records in examples.png")
     p.add_argument("--device", default="cpu", help="where the models run")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -226,6 +248,8 @@ def build_rows(args, calibration, say):
         )
         rows.append(teacher_row)
         pairs.append((name, label))
+    if args.objects and not args.no_baselines:
+        rows += [cands.unchanged_candidate(), cands.inpaint_candidate()]
     if not args.no_reference:
         rows.append(cands.reference_candidate())
     return rows, pairs
@@ -249,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
 
             torch.set_num_threads(args.threads)
         calib_count = args.calibration_records if args.w4a4 else 0
-        records, calibration = load_records(args.data_dir, args.records, args.size, calib_count)
-        say(f"[eval] {len(records)} records from {args.data_dir} at {args.size} px")
+        records, calibration = load_records(
+            args.data_dir, args.records, args.size, calib_count, objects=args.objects
+        )
+        kind = "object partials" if args.objects else "records"
+        say(f"[eval] {len(records)} {kind} from {args.data_dir} at {args.size} px")
         scorer = load_eval_scorer(args.scorer, args.device)
         if scorer is None:
             say("[eval] --scorer none: text alignment is not measured")
@@ -273,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     files = write_outputs(args.out, result, record, cell=max(args.size, 96))
     print(markdown_table(result))
     keys = ("text_alignment", "preservation", "paint_error_de", "diversity", "latency_ms")
+    if args.objects:
+        keys += ("object_recall", "object_recall_best", "placement", "damage", "placements")
     summary = {r["name"]: {k: r[k] for k in keys} for r in result.rows}
     last = {"out": str(args.out), "files": files, "rows": summary}
     last.update(comparisons=result.comparisons, seconds=record["seconds"])

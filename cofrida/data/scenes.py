@@ -296,9 +296,7 @@ class SceneGenerator:
     def _place(self, rng, kind, count, side, background, horizon, taken):
         """A box for one object of `kind` that does not block any `taken` one, or None."""
         h_img, w_img = self.size
-        zone = kind.zone
-        if background == "paper" and zone == "water":
-            zone = "ground" if kind.name != "fish" else "free"
+        zone = placement_zone(kind, background)
         for _ in range(30):
             bh = rng.uniform(*kind.height) * h_img * (0.85 if count > 1 else 1.0)
             bw = min(bh * kind.aspect, 0.9 * w_img)
@@ -320,23 +318,11 @@ class SceneGenerator:
         return None
 
     def _y0(self, rng, zone, bh, horizon, name) -> float | None:
-        h_img = self.size[0]
-        m = 0.03 * h_img
-        if zone == "sky":
-            lo, hi = m, horizon - bh - 0.02 * h_img
-        elif zone == "horizon":
-            return horizon - bh + 1
-        elif zone == "ground":
-            lo, hi = horizon + 0.06 * (h_img - horizon) - bh, h_img - m - bh
-            lo = max(lo, m)
-        elif zone == "water":
-            if name == "fish":
-                lo, hi = horizon + 0.08 * (h_img - horizon), h_img - m - bh
-            else:
-                lo, hi = horizon - 0.45 * bh, h_img - m - bh
-        else:
-            lo, hi = m, h_img - m - bh
-        return None if hi < lo else rng.uniform(lo, hi)
+        span = box_top_range(zone, name, self.size[0], horizon, bh)
+        if span is None:
+            return None
+        lo, hi = span
+        return lo if zone == "horizon" else rng.uniform(lo, hi)  # the horizon: no draw
 
     def _pick_paints(self, rng, kind, members, bg_paints, horizon, near) -> dict[str, int] | None:
         """Paints per part; the main one stands out from the background and the paints of the
@@ -437,6 +423,61 @@ class SceneGenerator:
                 )
             )
         return out
+
+
+def placement_zone(kind: ObjectKind, background: str) -> str:
+    """The zone an object of `kind` is placed in on `background` (water things on plain paper
+    stand on the ground; fish float freely)."""
+    if background == "paper" and kind.zone == "water":
+        return "ground" if kind.name != "fish" else "free"
+    return kind.zone
+
+
+def box_top_range(
+    zone: str, name: str, height_px: int, horizon: int, box_height: float
+) -> tuple[float, float] | None:
+    """The rows the top of an object's box may take in its zone (the generator's rule).
+
+    Args:
+        zone: the placement zone (`placement_zone`).
+        name: the kind's name (fish swim below the horizon, boats float on it).
+        height_px: the image height; horizon: the horizon row; box_height: the box's px.
+
+    Returns:
+        (lowest, highest) top row, equal for 'horizon' things; None when the box cannot fit.
+    """
+    h_img = height_px
+    m = 0.03 * h_img
+    if zone == "sky":
+        lo, hi = m, horizon - box_height - 0.02 * h_img
+    elif zone == "horizon":
+        top = horizon - box_height + 1
+        return top, top
+    elif zone == "ground":
+        lo = max(horizon + 0.06 * (h_img - horizon) - box_height, m)
+        hi = h_img - m - box_height
+    elif zone == "water":
+        if name == "fish":
+            lo, hi = horizon + 0.08 * (h_img - horizon), h_img - m - box_height
+        else:
+            lo, hi = horizon - 0.45 * box_height, h_img - m - box_height
+    else:
+        lo, hi = m, h_img - m - box_height
+    return None if hi < lo else (lo, hi)
+
+
+def allowed_rows(
+    kind: ObjectKind, background: str, height_px: int, horizon: int, box_height: float
+) -> tuple[float, float]:
+    """The rows (top, bottom) an object of `kind`, `box_height` px tall, may cover on this
+    scene: where the generator could have put it (a bird in the sky, a boat on the water).
+    A box that cannot fit its zone gets the whole image."""
+    span = box_top_range(
+        placement_zone(kind, background), kind.name, height_px, horizon, box_height
+    )
+    if span is None:
+        return 0.0, float(height_px)
+    return span[0], span[1] + box_height
 
 
 def _norm(p: Sequence[float]) -> np.ndarray:

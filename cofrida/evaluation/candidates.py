@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-KINDS = ("model", "teacher", "w4a4", "fp32", "reference", "custom")
+KINDS = ("model", "teacher", "w4a4", "fp32", "reference", "baseline", "custom")
 
 
 @dataclass
@@ -26,12 +26,15 @@ class EvalRecord:
         partial: (3, H, W) float in 0..1, the partial canvas (the model's input).
         full: (3, H, W) float in 0..1, the finished sim painting the caption describes.
         caption: the prompt.
+        target: for an ``object`` partial of procedural data, the removed object
+            (`cofrida.evaluation.objects.ObjectTarget`); None otherwise.
     """
 
     index: int
     partial: torch.Tensor
     full: torch.Tensor
     caption: str
+    target: object | None = None
 
 
 ProposeFn = Callable[[EvalRecord, int, int], torch.Tensor]
@@ -151,3 +154,29 @@ def reference_candidate() -> Candidate:
         return record.full[None]
 
     return Candidate("reference (sim painting)", propose, "reference", timed=False)
+
+
+def unchanged_candidate() -> Candidate:
+    """The canvas itself, unchanged (what a model that paints nothing proposes)."""
+
+    def propose(record: EvalRecord, n: int, seed: int) -> torch.Tensor:
+        return record.partial[None]
+
+    return Candidate("canvas unchanged", propose, "baseline", timed=False)
+
+
+def inpaint_candidate(radius: int = 3) -> Candidate:
+    """OpenCV inpainting (Telea) of the known hole: the removed object's region of each
+    ``object`` record (the canvas unchanged where the record has none)."""
+    import cv2
+    import numpy as np
+
+    def propose(record: EvalRecord, n: int, seed: int) -> torch.Tensor:
+        if record.target is None:
+            return record.partial[None]
+        image = (record.partial.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        hole = record.target.removed.numpy().astype(np.uint8) * 255
+        out = cv2.inpaint(np.ascontiguousarray(image), hole, radius, cv2.INPAINT_TELEA)
+        return torch.from_numpy(out).permute(2, 0, 1).float().div(255)[None]
+
+    return Candidate("OpenCV inpaint of the hole", propose, "baseline", timed=False)

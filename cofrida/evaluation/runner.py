@@ -20,6 +20,7 @@ import torch
 
 from cofrida.evaluation import metrics
 from cofrida.evaluation.candidates import Candidate, EvalRecord
+from cofrida.evaluation.objects import object_scores
 from cofrida.model.diversity import proposal_diversity
 
 METRICS = (
@@ -29,6 +30,16 @@ METRICS = (
     "diversity",
     "latency_ms",
     "latency_ms_per_proposal",
+)
+OBJECT_METRICS = (  # cofrida.evaluation.objects, on records with an object target
+    "object_recall",
+    "object_recall_best",
+    "object_painted",
+    "placement",
+    "damage",
+    "hole_restore",
+    "placements",
+    "multi_placement",
 )
 
 
@@ -42,7 +53,11 @@ def evenly_spaced(total: int, count: int) -> list[int]:
 
 
 def load_records(
-    data_dir: str | Path, count: int, size: int, calibration: int = 0
+    data_dir: str | Path,
+    count: int,
+    size: int,
+    calibration: int = 0,
+    objects: bool = False,
 ) -> tuple[list[EvalRecord], list[EvalRecord]]:
     """Held-out records (evenly spaced over the folder) and calibration records.
 
@@ -52,26 +67,54 @@ def load_records(
         size: px of the square crop every canvas is read at (`cofrida.train.ShardDataset`).
         calibration: records for W4A4 calibration, taken from those not evaluated on when the
             folder has enough, else from the evaluated ones.
+        objects: evaluate only the folder's ``object`` partials whose removed object can be
+            scored, each with its `EvalRecord.target` (procedural data only; see
+            `cofrida.evaluation.objects`).
 
     Returns:
         (eval records, calibration records).
 
     Raises:
-        FileNotFoundError: no folder or no shards. ValueError: the shards lack columns or rows.
+        FileNotFoundError: no folder or no shards. ValueError: the shards lack columns or rows;
+        `objects` and the folder has no scorable object partial.
     """
     from cofrida.train.data import ShardDataset
 
     data = ShardDataset(data_dir, size)
-    chosen = evenly_spaced(len(data), count)
-    taken = set(chosen)
-    rest = [i for i in range(len(data)) if i not in taken]
-    calib = (rest if len(rest) >= calibration else chosen)[:calibration]
 
     def record(i: int) -> EvalRecord:
         item = data[i]
         return EvalRecord(i, item["partial"], item["full"], item["caption"])
 
-    return [record(i) for i in chosen], [record(i) for i in calib]
+    pool = list(range(len(data)))
+    scene_objects = None
+    if objects:
+        from cofrida.evaluation.objects import MIN_AREA_PX, SceneObjects
+
+        scene_objects = SceneObjects(data_dir)
+        pool = scene_objects.object_indices()
+        if not pool:
+            raise ValueError(f"{data_dir} holds no 'object' partials (make-data --kinds object)")
+    chosen = [pool[j] for j in evenly_spaced(len(pool), count)]
+    records = []
+    if scene_objects is None:
+        records = [record(i) for i in chosen]
+    else:  # the first `count` scorable ones, in order, topped up from the rest of the pool
+        order = chosen + [i for i in pool if i not in set(chosen)]
+        for i in order:
+            r = record(i)
+            r.target = scene_objects.target(i, r.partial, r.full)
+            if r.target is not None and r.target.area >= MIN_AREA_PX:
+                records.append(r)
+            if len(records) == count:
+                break
+        if not records:
+            raise ValueError(f"no object partial in {data_dir} can be scored")
+        records.sort(key=lambda r: r.index)
+    taken = {r.index for r in records}
+    rest = [i for i in range(len(data)) if i not in taken]
+    calib = (rest if len(rest) >= calibration else sorted(taken))[:calibration]
+    return records, [record(i) for i in calib]
 
 
 @dataclass(frozen=True)
@@ -229,6 +272,11 @@ def _evaluate_record(
         "protected_px": int(protected.sum()),
         "diversity": proposal_diversity(props) if props.shape[0] >= 2 else None,
     }
+    if record.target is not None:
+        scores = object_scores(record.target, record.partial, record.full, props)
+        if scores is not None:
+            scores["multi_placement"] = float(scores["placements"] >= 2)
+            row.update(scores)
     if candidate.timed:
         row["latency_ms"] = latency
         row["latency_ms_per_proposal"] = latency / props.shape[0]
@@ -259,6 +307,10 @@ def _summarise(candidate: Candidate, rows: list[dict]) -> dict:
         else:
             out[key] = _mean(values)
     out["paint_gap_de"] = _mean(r.get("paint_gap_de") for r in rows)
+    scored = [r for r in rows if "object_recall" in r]
+    for key in OBJECT_METRICS:
+        out[key] = _mean(r.get(key) for r in scored)
+    out["object_records"] = len(scored)
     out["records_with_protected_paint"] = sum(r["preservation"] is not None for r in rows)
     out["records"] = len(rows)
     return out
@@ -287,5 +339,7 @@ def compare(row: dict, base: dict, psnr: float | None = None) -> dict:
         "d_preservation": diff("preservation"),
         "d_paint_error_de": diff("paint_error_de"),
         "d_diversity": diff("diversity"),
+        "d_object_recall": diff("object_recall"),
+        "d_damage": diff("damage"),
         "psnr_db": psnr,
     }

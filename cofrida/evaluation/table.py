@@ -31,6 +31,16 @@ COLUMNS = (  # (key, header, format)
     ("latency_ms", "ms / set", "{:.0f}"),
     ("latency_ms_per_proposal", "ms / proposal", "{:.0f}"),
 )
+OBJECT_COLUMNS = (  # on held-out object partials (cofrida.evaluation.objects)
+    ("object_recall", "object recall (mean) ↑", "{:.2f}"),
+    ("object_recall_best", "recall (best of n) ↑", "{:.2f}"),
+    ("placement", "placement ↑", "{:.2f}"),
+    ("damage", "damage ↓", "{:.3f}"),
+    ("hole_restore", "hole restore ↑", "{:.2f}"),
+    ("diversity", "diversity ↑", "{:.3f}"),
+    ("placements", "placements / n", "{:.2f}"),
+    ("multi_placement", ">= 2 placements", "{:.2f}"),
+)
 DEFINITIONS = {
     "text_alignment": "scorer cosine similarity of each proposal with the caption (mean)",
     "preservation": "fraction of protected pixels (painted on the canvas and kept by the "
@@ -44,6 +54,19 @@ DEFINITIONS = {
     "latency_ms": "median wall time of one propose call (n proposals)",
     "latency_ms_per_proposal": "latency_ms / n",
     "psnr_db": "PSNR of a row's proposals against the compared row's (same inputs, seeds)",
+    "object_recall": "share of proposals whose new paint of the removed object's colour "
+    "(within 15 Delta-E, where the canvas was not, off other objects) covers half the "
+    "object's painted area inside a zone allowed for its kind (object partials only)",
+    "object_recall_best": "share of records where at least one of the n proposals recalls",
+    "object_painted": "share of proposals with that much new paint anywhere",
+    "placement": "of the proposals that painted the object, the share in an allowed zone",
+    "damage": "share of the canvas outside the removed region and the painted-back object "
+    "that the proposal changes by more than 10 Delta-E",
+    "hole_restore": "share of the removed region's pixels the proposal brings within 10 "
+    "Delta-E of the reference",
+    "placements": "distinct places (centres more than half the object's size apart) where "
+    "the n proposals recall the object",
+    "multi_placement": "share of records whose proposals recall the object at >= 2 places",
 }
 
 
@@ -60,6 +83,14 @@ def markdown_table(result: EvalResult) -> str:
     for row in result.rows:
         cells = [row["name"], *(_cell(row.get(k), f) for k, _, f in COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(row.get("object_records") for row in result.rows):
+        n = max(row.get("object_records") or 0 for row in result.rows)
+        lines += ["", f"Objects ({n} held-out object partials):", ""]
+        header = ["row", *(h for _, h, _ in OBJECT_COLUMNS)]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in result.rows:
+            cells = [row["name"], *(_cell(row.get(k), f) for k, _, f in OBJECT_COLUMNS)]
+            lines.append("| " + " | ".join(cells) + " |")
     if result.comparisons:
         lines.append("")
         for c in result.comparisons:
@@ -71,8 +102,10 @@ def markdown_table(result: EvalResult) -> str:
                 ("d_preservation", "preservation", "{:+.3f}"),
                 ("d_paint_error_de", "paint error", "{:+.2f}"),
                 ("d_diversity", "diversity", "{:+.3f}"),
+                ("d_object_recall", "object recall", "{:+.3f}"),
+                ("d_damage", "damage", "{:+.3f}"),
             ):
-                if c[key] is not None:
+                if c.get(key) is not None:
                     parts.append(f"{label} {fmt.format(c[key])}")
             if c["psnr_db"] is not None:
                 parts.append(f"PSNR {c['psnr_db']:.1f} dB")

@@ -14,6 +14,7 @@ PRECISIONS = ("no", "fp16", "bf16")
 WEIGHT_DTYPES = ("fp32", "bf16")
 RECONSTRUCTIONS = ("l2", "l1")
 PERCEPTUALS = ("edges", "scorer")
+DISCRIMINATORS = ("patch", "conditional")
 
 
 @dataclass
@@ -78,6 +79,18 @@ class TrainConfig:
     perceptual: str = "edges"  # edges (multi-scale gradients + local statistics) | scorer
     perceptual_weight: float = 0.5
     adversarial_weight: float = 0.0  # hinge GAN with a small patch discriminator
+    # issue 14 (cofrida.train.adversarial): "patch" = the small unconditional PatchGAN;
+    # "conditional" = sees canvas + painting + prompt (projection), multi-scale, matching-aware
+    discriminator: str = "patch"
+    discriminator_scales: int = 2  # conditional: resolutions judged (full, 1/2, ...)
+    discriminator_width: int = 32  # conditional: first layer's channels
+    discriminator_lr: float = 0.0  # its AdamW rate (0 = learning_rate)
+    # K noise draws per record; the regression terms count the closest draw only (best of K),
+    # so the mean of all completions stops being the optimum and the noise keeps meaning
+    diversity_samples: int = 1
+    diversity_weight: float = 0.0  # hinge pushing two draws' mean |difference| up to the target
+    diversity_target: float = 0.08  # mean |difference| (0..1) where the target changes
+    keep_weight: float = 0.0  # every draw pulled (L1) to the canvas where the target keeps it
     text_alignment_weight: float = 0.0  # -scorer(decoded, caption)
     scorer: str = ""  # scorer folder (SceneScorer or CLIP) for text alignment / perceptual
     # one-step: half the records start from their target noised to a timestep drawn from
@@ -110,6 +123,27 @@ class TrainConfig:
             (self.batch_size >= 1 and self.grad_accumulation >= 1, "batch sizes must be >= 1"),
             (self.max_steps >= 1, "max_steps must be >= 1"),
             (self.lora_rank >= 1, "lora_rank must be >= 1"),
+            (self.discriminator in DISCRIMINATORS, f"discriminator: one of {DISCRIMINATORS}"),
+            (
+                self.discriminator_scales >= 1 and self.discriminator_width >= 1,
+                "discriminator_scales and discriminator_width must be >= 1",
+            ),
+            (self.diversity_samples >= 1, "diversity_samples must be >= 1"),
+            (
+                self.diversity_weight == 0 or self.diversity_samples >= 2,
+                "diversity_weight > 0 needs diversity_samples >= 2 (two draws to compare)",
+            ),
+            (0 < self.diversity_target <= 1, "diversity_target must lie in (0, 1]"),
+            (self.keep_weight >= 0, "keep_weight must be >= 0"),
+            (
+                self.perceptual != "scorer"
+                or (
+                    self.discriminator == "patch"
+                    and self.diversity_samples == 1
+                    and self.diversity_weight == 0
+                ),
+                "the conditional discriminator / diversity options use perceptual='edges'",
+            ),
             (0 <= self.finish_from_timestep < 1000, "finish_from_timestep must lie in [0, 1000)"),
             (
                 self.prediction_type in ("", "epsilon", "v_prediction", "sample"),

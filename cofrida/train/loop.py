@@ -26,10 +26,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cofrida.train.adversarial import (
+    DiversityObjective,
+    build_discriminator,
+    discriminator_step_loss,
+    objective_step,
+    uses_objective,
+)
 from cofrida.train.checkpoint_state import keep_only_trainable
 from cofrida.train.config import TrainConfig
 from cofrida.train.data import ShardDataset, collate
-from cofrida.train.losses import PatchDiscriminator, hinge_discriminator_loss
 from cofrida.train.objectives import (
     MultiStepDenoiser,
     OneStepGenerator,
@@ -303,14 +309,18 @@ def train(
     scorer = _load_scorer(config, accelerator.device)
     discriminator = d_optimizer = None
     if one_step and config.adversarial_weight > 0:
-        discriminator = PatchDiscriminator().to(accelerator.device)
-        d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=config.learning_rate)
+        discriminator = build_discriminator(config, model).to(accelerator.device)
+        d_lr = config.discriminator_lr or config.learning_rate
+        d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=d_lr)
     trainable, optimizer, loader, lr_scheduler = accelerator.prepare(
         trainable, optimizer, loader, lr_scheduler
     )
     if discriminator is not None:
         discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
     losses = OneStepLosses(config, scorer, discriminator) if one_step else None
+    objective = None  # issue 14: K draws, best-of-K regression, conditional D, diversity
+    if one_step and uses_objective(config):
+        objective = DiversityObjective(config, discriminator=discriminator, scorer=scorer)
     noise_scheduler = None if one_step else DDPMScheduler.from_config(model.scheduler.config)
     uncond = None
     if not one_step:
@@ -349,7 +359,11 @@ def train(
             with accelerator.accumulate(trainable):
                 text = encode_captions(model, batch["caption"], accelerator.device)
                 with accelerator.autocast():
-                    if one_step:
+                    if objective is not None:
+                        pred, loss, parts = objective_step(
+                            objective, trainable, model, batch, text, config, accelerator.device
+                        )
+                    elif one_step:
                         b, _, h, w = batch["partial"].shape
                         f = model.vae_scale_factor
                         noise = torch.randn(b, 4, h // f, w // f, device=accelerator.device)
@@ -371,10 +385,11 @@ def train(
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 if discriminator is not None:
+                    # the generator's loss left gradients on the discriminator too (they would
+                    # push it the generator's way): its update uses its own loss only
+                    d_optimizer.zero_grad(set_to_none=True)
                     with accelerator.autocast():
-                        d_loss = hinge_discriminator_loss(
-                            discriminator(batch["full"]), discriminator(pred.detach().float())
-                        )
+                        d_loss = discriminator_step_loss(discriminator, config, batch, pred, text)
                     accelerator.backward(d_loss)
                     d_optimizer.step()
                     d_optimizer.zero_grad(set_to_none=True)

@@ -50,18 +50,26 @@ class EdgeStatsLoss(nn.Module):
         super().__init__()
         self.scales, self.window = scales, window
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Loss of (B, 3, H, W) images in 0..1 (scalar, 0 for equal images)."""
-        total = pred.new_zeros(())
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, per_sample: bool = False
+    ) -> torch.Tensor:
+        """Loss of (B, 3, H, W) images in 0..1: a scalar, or (B,) with `per_sample` (0 for
+        equal images)."""
+        dims = (1, 2, 3) if per_sample else None
+
+        def mean(x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dims) if dims else x.mean()
+
+        total = pred.new_zeros(pred.shape[0] if per_sample else ())
         for s in range(self.scales):
             if s > 0:
                 if min(pred.shape[-2:]) < 8:
                     break
                 pred, target = F.avg_pool2d(pred, 2), F.avg_pool2d(target, 2)
-            total = total + (_gradients(pred) - _gradients(target)).abs().mean()
+            total = total + mean((_gradients(pred) - _gradients(target)).abs())
             pm, ps = _local_stats(pred, self.window)
             tm, ts = _local_stats(target, self.window)
-            total = total + 0.5 * (pm - tm).abs().mean() + (ps - ts).abs().mean()
+            total = total + 0.5 * mean((pm - tm).abs()) + mean((ps - ts).abs())
         return total / self.scales
 
 

@@ -50,6 +50,10 @@ def test_fp32_bundle_is_timed_quantized_and_checked_against_the_targets(bundles,
     assert one_step["max"] == 150 and one_step["pass"] == (result["one_step_ms"] <= 150)
     assert result["targets"]["speedup"]["min"] == 10
     assert result["hybrid_ms"] is None and result["structure_steps"] == 0  # no teacher
+    # issue 14: object figures on painted held-out object partials (2 with --quick)
+    assert result["object_records"] == 2
+    assert 0.0 <= result["object_recall"] <= result["object_recall_best"] <= 1.0
+    assert 0.0 <= result["damage"] <= 1.0 and 0.0 < result["diversity"] < 1.0
 
 
 def test_a_bundle_with_a_teacher_times_its_hybrid(tmp_path, capsys):
@@ -69,6 +73,7 @@ def test_w4a4_bundle_compares_with_its_fp32_source_when_given(bundles, capsys):
     assert result["quantized"] is True and result["w4a4_bundle_mb"] is None
     assert result["one_step_ms"] == result["one_step_ms_w4a4"] and result["one_step_ms_fp32"] > 0
     assert result["w4a4_vs_fp32_psnr_db"] > 20
+    assert result["object_recall_fp32"] is not None and result["diversity_fp32"] > 0
     assert bench.main(args) == 0  # no fp32 source: no PSNR, and the target is not passed
     result = last_json(capsys)
     assert result["w4a4_vs_fp32_psnr_db"] is None
