@@ -178,3 +178,23 @@ def test_diversity_counts_only_where_the_target_changes_the_canvas():
     assert kept_noise["pair_difference"] > 0.05  # the images differ...
     assert kept_noise["diversity"] == pytest.approx(1.0)  # ...but not where paint goes: no credit
     assert new_paint["diversity"] < 0.5
+
+
+def test_a_conditional_gan_run_resumes_exactly(data_dir, init_model, tmp_path):  # noqa: F811
+    """A long issue-14 run spans sessions: its checkpoints (trainable weights only) must hold the
+    discriminator too, so a resumed run gives the loss curve of an uninterrupted one."""
+    terms = dict(
+        discriminator="conditional", adversarial_weight=0.5, discriminator_width=8,
+        diversity_samples=2, diversity_weight=1.0, diversity_target=0.2,
+    )  # fmt: skip
+    out = tmp_path / "run"
+    train(config(data_dir, init_model, out, max_steps=2, checkpoint_every=2, **terms))
+    train(
+        config(data_dir, init_model, out, max_steps=4, checkpoint_every=2, **terms), resume="latest"
+    )
+    straight = tmp_path / "straight"
+    train(config(data_dir, init_model, straight, max_steps=4, checkpoint_every=0, **terms))
+    resumed, uninterrupted = log_of(out), log_of(straight)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for key in ("loss", "discriminator"):
+        assert [r[key] for r in resumed] == pytest.approx([r[key] for r in uninterrupted], rel=1e-4)
