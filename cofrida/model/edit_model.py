@@ -670,6 +670,7 @@ class EditModel(nn.Module):
             self.scheduler.save_pretrained(tmp / "scheduler")
             if config.text_encoder_ref is None:
                 self.text_encoder.save_pretrained(tmp)
+            _drop_source_paths(tmp)
             old = folder.with_name(f".{folder.name}.old")
             if folder.exists():
                 folder.rename(old)
@@ -678,6 +679,16 @@ class EditModel(nn.Module):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def _drop_source_paths(folder: Path) -> None:
+    """Remove ``_name_or_path`` (the folder a component was loaded from, e.g. ``/tmp/run/final``)
+    from the saved component configs: a bundle is moved and shipped, that path means nothing
+    elsewhere, and it leaks the machine's file layout."""
+    for path in folder.glob("*/config.json"):
+        data = json.loads(path.read_text())
+        if data.pop("_name_or_path", None) is not None:
+            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 @dataclass

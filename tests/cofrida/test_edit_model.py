@@ -189,6 +189,10 @@ def test_save_load_round_trip_plain_and_lora(canvas, tmp_path):
     loaded = EditModel.from_pretrained(tmp_path / "plain")
     assert loaded.config == model.config
     assert torch.equal(loaded.propose(canvas, PROMPT, n=2, seed=3), plain)
+    # a bundle saved from a loaded one does not carry the folder it was loaded from
+    loaded.save_pretrained(tmp_path / "moved")
+    for config_file in (tmp_path / "moved").glob("*/config.json"):
+        assert str(tmp_path) not in config_file.read_text(), config_file
 
     model.add_lora(rank=4, conv=True)
     assert all("lora" in n for n, p in model.unet.named_parameters() if p.requires_grad)
