@@ -31,7 +31,7 @@ from ui import callbacks as cb
 from ui import execution
 from ui.cli import PASSWORD_ENV, app_config, check_password, is_loopback, parse_args
 from ui.images import MONTAGE_COLOURS, MONTAGE_NAMES, hex_colour
-from ui.login import LoginGuard
+from ui.login import ClientAddress, LoginGuard
 from ui.state import AppConfig, SessionOpener, TabState
 
 __all__ = ["PASSWORD_ENV", "build_app", "is_loopback", "main", "parse_args", "serve"]
@@ -517,14 +517,17 @@ def serve(
 ) -> gr.Blocks:
     """Build and launch the app on host:port; with `auth` (user, password) every page and API
     call needs the login, checked by a `LoginGuard` (slowed down, locked after repeated
-    failures; `login` overrides its settings). `ssl` (certificate file, key file) serves HTTPS.
-    Blocks until interrupted unless `block` is False (tests), in which case the running app is
-    returned (stop it with ``app.close()``)."""
+    failures, per client address; `login` overrides its settings). `ssl` (certificate file,
+    key file) serves HTTPS. Blocks until interrupted unless `block` is False (tests), in which
+    case the running app is returned (stop it with ``app.close()``)."""
     app = build_app(config, opener)
     app.queue(default_concurrency_limit=2)
     if auth is not None and login is None:
         login = LoginGuard(*auth)
+    from starlette.middleware import Middleware
+
     app.launch(
+        app_kwargs={"middleware": [Middleware(ClientAddress)]},  # the login check's address
         server_name=host,
         server_port=port,
         auth=None if login is None else login.check,
