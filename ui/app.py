@@ -361,12 +361,17 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             *outs, choices, proposals = cb.load(t, name)
             # The tab's state is an output: Gradio keeps a state a load event changes only then.
             listed = cb.session_gallery(t)
-            return (*outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, listed, t)
+            return (
+                *outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, listed,
+                *cb.turn_view(t), t,
+            )  # fmt: skip
 
         def follow(t, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             yield from execution.follow(t, progress)
 
-        load_outs = [*canvas_outs, banner, sessions, gallery, session_list, tab]
+        # the current turn's target and plan too (drawn again from the session's record)
+        turn_outs = [target, overlay, animation, plan_info, plan_download]
+        load_outs = [*canvas_outs, banner, sessions, gallery, session_list, *turn_outs, tab]
         on(app.load, on_load, [tab, remembered], load_outs).then(
             shown(follow, [*canvas_outs, replay], status),
             [tab],
@@ -423,7 +428,7 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])  # the session's paints
             return (
                 editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
-                cb.session_gallery(t),
+                cb.session_gallery(t), *cb.turn_view(t),
             )  # fmt: skip
 
         def on_pick(t, paints, evt: gr.SelectData):
@@ -431,10 +436,10 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])
             return (
                 editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
-                gr.skip(),
+                gr.skip(), *cb.turn_view(t),
             )  # fmt: skip
 
-        session_outs = [*canvas_outs, gallery, sessions, banner, session_list]
+        session_outs = [*canvas_outs, gallery, sessions, banner, session_list, *turn_outs]
         remember(on(session_list.select, on_pick, [tab, palette], session_outs))
         remember(on(open_btn.click, on_open, [tab, sessions, palette], session_outs))
         sessions.focus(
