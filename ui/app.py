@@ -50,7 +50,11 @@ body, gradio-app {padding-bottom: 4.5em}
 footer {display: none !important}
 """
 # The editors' palette popup stayed open over the canvas after a colour was picked and swallowed
-# the next strokes: picking a colour closes it (a click on the editor's own Color button).
+# the next strokes: picking a colour closes it, by imitating a click outside the popup (what
+# closes it in Gradio's own code). Gradio 6.31 has no option or event for this (`gr.Brush`
+# takes sizes and colours only; the popup's closing is internal to the editor's front end), so
+# this relies on its class names (".swatch-container .color"); the browser test picks a paint
+# and fails if the palette stays open, so an upgrade that renames them is caught.
 CLOSE_PALETTE_JS = """
 () => {
   document.addEventListener("click", (event) => {
