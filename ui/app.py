@@ -31,7 +31,7 @@ from ui import callbacks as cb
 from ui import execution
 from ui.cli import PASSWORD_ENV, app_config, check_password, is_loopback, parse_args
 from ui.images import MONTAGE_COLOURS, MONTAGE_NAMES, hex_colour
-from ui.login import LoginGuard
+from ui.login import ClientAddress, LoginGuard
 from ui.state import AppConfig, SessionOpener, TabState
 
 __all__ = ["PASSWORD_ENV", "build_app", "is_loopback", "main", "parse_args", "serve"]
@@ -50,7 +50,11 @@ body, gradio-app {padding-bottom: 4.5em}
 footer {display: none !important}
 """
 # The editors' palette popup stayed open over the canvas after a colour was picked and swallowed
-# the next strokes: picking a colour closes it (a click on the editor's own Color button).
+# the next strokes: picking a colour closes it, by imitating a click outside the popup (what
+# closes it in Gradio's own code). Gradio 6.31 has no option or event for this (`gr.Brush`
+# takes sizes and colours only; the popup's closing is internal to the editor's front end), so
+# this relies on its class names (".swatch-container .color"); the browser test picks a paint
+# and fails if the palette stays open, so an upgrade that renames them is caught.
 CLOSE_PALETTE_JS = """
 () => {
   document.addEventListener("click", (event) => {
@@ -361,12 +365,17 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             *outs, choices, proposals = cb.load(t, name)
             # The tab's state is an output: Gradio keeps a state a load event changes only then.
             listed = cb.session_gallery(t)
-            return (*outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, listed, t)
+            return (
+                *outs, cb.session_banner(t), gr.Dropdown(choices=choices), proposals, listed,
+                *cb.turn_view(t), t,
+            )  # fmt: skip
 
         def follow(t, progress=gr.Progress()):  # noqa: B008 (Gradio API)
             yield from execution.follow(t, progress)
 
-        load_outs = [*canvas_outs, banner, sessions, gallery, session_list, tab]
+        # the current turn's target and plan too (drawn again from the session's record)
+        turn_outs = [target, overlay, animation, plan_info, plan_download]
+        load_outs = [*canvas_outs, banner, sessions, gallery, session_list, *turn_outs, tab]
         on(app.load, on_load, [tab, remembered], load_outs).then(
             shown(follow, [*canvas_outs, replay], status),
             [tab],
@@ -423,7 +432,7 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])  # the session's paints
             return (
                 editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
-                cb.session_gallery(t),
+                cb.session_gallery(t), *cb.turn_view(t),
             )  # fmt: skip
 
         def on_pick(t, paints, evt: gr.SelectData):
@@ -431,10 +440,10 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
             editor_update = gr.ImageEditor(value=outs[0], brush=outs[7])
             return (
                 editor_update, *outs[1:6], gr.Dropdown(choices=outs[6]), cb.session_banner(t),
-                gr.skip(),
+                gr.skip(), *cb.turn_view(t),
             )  # fmt: skip
 
-        session_outs = [*canvas_outs, gallery, sessions, banner, session_list]
+        session_outs = [*canvas_outs, gallery, sessions, banner, session_list, *turn_outs]
         remember(on(session_list.select, on_pick, [tab, palette], session_outs))
         remember(on(open_btn.click, on_open, [tab, sessions, palette], session_outs))
         sessions.focus(
@@ -517,14 +526,17 @@ def serve(
 ) -> gr.Blocks:
     """Build and launch the app on host:port; with `auth` (user, password) every page and API
     call needs the login, checked by a `LoginGuard` (slowed down, locked after repeated
-    failures; `login` overrides its settings). `ssl` (certificate file, key file) serves HTTPS.
-    Blocks until interrupted unless `block` is False (tests), in which case the running app is
-    returned (stop it with ``app.close()``)."""
+    failures, per client address; `login` overrides its settings). `ssl` (certificate file,
+    key file) serves HTTPS. Blocks until interrupted unless `block` is False (tests), in which
+    case the running app is returned (stop it with ``app.close()``)."""
     app = build_app(config, opener)
     app.queue(default_concurrency_limit=2)
     if auth is not None and login is None:
         login = LoginGuard(*auth)
+    from starlette.middleware import Middleware
+
     app.launch(
+        app_kwargs={"middleware": [Middleware(ClientAddress)]},  # the login check's address
         server_name=host,
         server_port=port,
         auth=None if login is None else login.check,

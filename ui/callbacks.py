@@ -293,6 +293,7 @@ def propose(tab: TabState, prompt, region_value, n, progress=None) -> tuple:
             callback=callback,
             should_stop=tab.stop.is_set,
         )
+        tab.needs_resume = False  # the new turn is the session's current one
     where = "inside the region you marked" if region is not None else "anywhere"
     status = (
         f"{len(tab.proposals)} proposals for {prompt!r} (the robot may paint {where}). "
@@ -312,10 +313,23 @@ def montage_editor(tab: TabState, base) -> dict | None:
     return images.editor_value(tab.proposals[k][0], EDITOR_PX)
 
 
+def check_not_waiting_to_paint(tab: TabState) -> None:
+    """Refuse a new choice or plan for a reopened turn that was planned or half painted: its
+    plan is what 'Paint' paints (new proposals start a new turn)."""
+    if tab.needs_resume and tab.session is not None:
+        t = tab.session.store.unfinished_turn()
+        if t is not None and t.state in ("planned", "executing"):
+            raise gr.Error(
+                f"turn {t.id} is planned ({t.progress.done}/{t.progress.total} strokes "
+                "painted): press 'Paint' to paint it, or 'Propose' for new proposals"
+            )
+
+
 @user_errors
 def choose(tab: TabState, index: int) -> tuple:
     """The person picks proposal `index` (0-based, best first). Returns (target, status)."""
     with one_step(tab, "choice"):
+        check_not_waiting_to_paint(tab)
         if not tab.proposals:
             raise gr.Error("no proposals yet: type a prompt and press 'Propose'")
         target = tab.session.choose(int(index))
@@ -327,6 +341,7 @@ def combine(tab: TabState, base, montage_value) -> tuple:
     """The photomontage: the marks over proposal `base` (1-based) pick other proposals by
     colour; the composite becomes the target. Returns (target, status)."""
     with one_step(tab, "composite"):
+        check_not_waiting_to_paint(tab)
         if not tab.proposals:
             raise gr.Error("no proposals yet: type a prompt and press 'Propose'")
         composite, used = images.montage(
@@ -353,6 +368,7 @@ def plan(tab: TabState, strokes, progress=None) -> tuple:
     SVG and G-code files).
     """
     with one_step(tab, "planning"):
+        check_not_waiting_to_paint(tab)
         if tab.session is None or not tab.proposals:
             raise gr.Error("choose a proposal (or a composite) before planning")
         s = tab.session
@@ -370,23 +386,59 @@ def plan(tab: TabState, strokes, progress=None) -> tuple:
             on_progress=on_progress,
             should_stop=tab.stop.is_set,
         )
-        canvas = s.canvas
         turn = s.store.unfinished_turn()
-        gif = tab.scratch / f"plan_turn_{turn.id if turn else 0}_{len(the_plan)}.gif"
-        _final, gif = images.plan_preview(the_plan, canvas, gif, width_px=PREVIEW_PX)
-        overlay = images.stroke_overlay(canvas, the_plan, PREVIEW_PX)
-        files = plan_files(tab, the_plan, turn.id if turn else 0)
-    minutes = report.estimated_seconds / 60
-    closer = 100 * (1 - report.loss_final / report.loss_canvas) if report.loss_canvas else 0.0
-    summary = (
-        f"**{len(the_plan)} strokes**, {report.colours_used} paints, {report.paint_changes} "
+        overlay, gif, files = plan_view(tab, the_plan, s.canvas, turn.id if turn else 0)
+    status = "Planned. Press 'Paint' to let the robot paint it."
+    return overlay, gif, plan_summary(len(the_plan), report.to_dict()), status, files
+
+
+def plan_view(tab: TabState, the_plan, canvas: torch.Tensor, turn_id: int) -> tuple:
+    """(stroke map image, animation GIF path, [SVG path, G-code path]) of a plan over `canvas`
+    ((3, H, W) 0..1, the canvas the plan starts from)."""
+    gif = tab.scratch / f"plan_turn_{turn_id}_{len(the_plan)}.gif"
+    _final, gif = images.plan_preview(the_plan, canvas, gif, width_px=PREVIEW_PX)
+    overlay = images.stroke_overlay(canvas, the_plan, PREVIEW_PX)
+    return overlay, str(gif), plan_files(tab, the_plan, turn_id)
+
+
+def plan_summary(n_strokes: int, report: dict) -> str:
+    """The plan's summary in Markdown from its report (`planner.PlanReport.to_dict()`)."""
+    minutes = report["estimated_seconds"] / 60
+    loss_canvas, loss_final = report["loss_canvas"], report["loss_final"]
+    closer = 100 * (1 - loss_final / loss_canvas) if loss_canvas else 0.0
+    return (
+        f"**{n_strokes} strokes**, {report['colours_used']} paints, {report['paint_changes']} "
         f"paint changes; the arm needs about **{minutes:.1f} min** "
-        f"(planned in {report.seconds:.1f} s). The painting gets **{closer:.0f}% closer** to "
-        f"the target; your marks kept: {100 * report.preserved_fraction:.0f}%. "
+        f"(planned in {report['seconds']:.1f} s). The painting gets **{closer:.0f}% closer** to "
+        f"the target; your marks kept: {100 * report['preserved_fraction']:.0f}%. "
         "Download the plan as SVG or G-code below."
     )
-    status = "Planned. Press 'Paint' to let the robot paint it."
-    return overlay, str(gif), summary, status, files
+
+
+def turn_view(tab: TabState) -> tuple:
+    """What the page showed of the session's current robot turn, rebuilt from its record (a
+    reload, a reopened session): (target, plan overlay, plan animation, plan summary, plan
+    files); empty parts where the turn has no target or plan yet, all empty when there is no
+    unfinished robot turn."""
+    from cofrida.session.images import read_png
+    from planner import Plan
+
+    s = tab.session
+    t = None if s is None else s.store.unfinished_turn()
+    if t is None or t.kind != "robot" or t.target is None:
+        return CLEARED_PLAN
+    try:
+        target = images.display(read_png(t.target), PREVIEW_PX)
+        if t.plan is None:
+            return (target, None, None, "", None)
+        the_plan = Plan.from_json(t.plan)
+        overlay, gif, files = plan_view(tab, the_plan, read_png(t.canvas_before), t.id)
+    except (OSError, ValueError) as e:  # a record that cannot be read: the page goes on
+        log.warning("cannot show turn %s of %s again: %s", t.id, s.store.folder, e)
+        return CLEARED_PLAN
+    reports = [e["data"] for e in s.store.events(t.id) if e["event"] == "plan"]
+    summary = plan_summary(len(the_plan), reports[-1]) if reports else ""
+    return (target, overlay, gif, summary or f"**{len(the_plan)} strokes** planned.", files)
 
 
 def plan_files(tab: TabState, the_plan, turn_id: int) -> list[str]:

@@ -404,11 +404,11 @@ class TabState:
                 self.needs_resume = True
             else:
                 session.resume()  # proposed / chosen: current again; human: cancelled
-                turn = session.store.turn(unfinished.id)
-                if turn.state != "cancelled":
-                    from cofrida.session.images import read_png
+            turn = session.store.turn(unfinished.id)
+            if turn.kind == "robot" and turn.state != "cancelled":  # shown again on the page
+                from cofrida.session.images import read_png
 
-                    self.proposals = [(read_png(p), s) for p, s in turn.proposals]
+                self.proposals = [(read_png(p), s) for p, s in turn.proposals]
         return session
 
     def close_session(self) -> None:

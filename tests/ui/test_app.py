@@ -157,13 +157,31 @@ def test_a_short_password_is_refused(capsys, monkeypatch):
     assert "the password is 1 characters long; use at least 8" in capsys.readouterr().err
 
 
-def _login(base: str, password: str, context=None) -> int:
-    form = urllib.parse.urlencode({"username": "cofrida", "password": password}).encode()
+def _login(base: str, password: str, context=None, source: str | None = None) -> int:
+    """POST the login form; `source`: the client's loopback address (default: the OS's)."""
+    import http.client
+
+    form = urllib.parse.urlencode({"username": "cofrida", "password": password})
+    if source is None:
+        try:
+            with urllib.request.urlopen(f"{base}/login", data=form.encode(), timeout=60,
+                                        context=context) as r:  # fmt: skip
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    url = urllib.parse.urlsplit(base)
+    if url.scheme == "https":
+        conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=60, context=context,
+                                           source_address=(source, 0))  # fmt: skip
+    else:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60,
+                                          source_address=(source, 0))  # fmt: skip
     try:
-        with urllib.request.urlopen(f"{base}/login", data=form, timeout=60, context=context) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+        conn.request("POST", "/login", form,
+                     {"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 def test_guessing_the_password_is_slow_and_then_locked_out(tmp_path, opener):
@@ -214,8 +232,14 @@ def test_repeated_failures_lock_logins_and_https_is_served(tmp_path, opener):
         with pytest.raises((urllib.error.URLError, ConnectionError)):  # no plain HTTP
             urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10)
         assert _login(base, "a long secret", trust) == 200
-        assert [_login(base, "wrong", trust) for _ in range(5)] == [400] * 5
-        assert guard.locked()
-        assert _login(base, "a long secret", trust) == 400  # locked: even the right one waits
+        # An attacker at 127.0.0.1 locks 127.0.0.1 (the right password included)...
+        wrong = [_login(base, "wrong", trust, source="127.0.0.1") for _ in range(5)]
+        assert wrong == [400] * 5
+        assert _login(base, "a long secret", trust, source="127.0.0.1") == 400
+        # ...while the person at another address logs in at once with the right password.
+        t0 = time.monotonic()
+        assert _login(base, "a long secret", trust, source="127.0.0.2") == 200
+        assert time.monotonic() - t0 < 5
+        assert guard.locked("127.0.0.1") and not guard.locked("127.0.0.2")
     finally:
         served.close()

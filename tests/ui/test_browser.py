@@ -4,7 +4,8 @@ type a prompt, get proposals, pick one, plan, paint in simulation, and see the c
 Along the way, what made people think their painting was lost: a mistake leaves every picture
 in place (the message is in the status bar, in sight of the buttons), the editor is usable
 right after a saved turn, new proposals clear the old target and plan, and a reload while the
-robot paints reattaches to the session and shows the painting going on.
+robot paints reattaches to the session and shows the painting going on, with the turn's
+proposals, target and plan drawn again.
 
 A screenshot of the page after the robot's turn is kept under pytest's tmp dir and copied to
 ``test-artifacts/ui/`` in the checkout (the path is printed).
@@ -223,6 +224,7 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         # 3. The sim arm paints; the person reloads the page mid-way: the page reopens the
         #    session by itself and shows the painting going on; the canvas changes.
         banner = page.inner_text("#banner")
+        target_before = pixels(page.locator("#target img"))
         page.click("#paint")
         wait_status(page, "Painting: ")
         painting_two = "/Painting: ([2-9]|1[0-9])\\/20/"  # two strokes or more painted
@@ -235,6 +237,14 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
             "() => /Welcome back|Painting: /.test(document.querySelector('#status').innerText)"
         )
         assert page.inner_text("#banner") == banner, "the same session, reopened"
+        # ...with everything of the turn it showed: the proposals, the target and the plan.
+        page.locator("#plan-overlay img").first.wait_for()
+        target_after = pixels(page.locator("#target img"))
+        assert target_after.shape == target_before.shape
+        assert np.abs(target_after - target_before).mean() < 10, "the same target, drawn again"
+        assert "20 strokes" in page.inner_text("#plan-info")
+        assert page.locator("#plan-animation img").count() == 1
+        assert page.locator("#proposals img").count() == 2
         wait_status(page, "The robot painted 20 strokes")
         page.wait_for_timeout(500)  # the last image is swapped in
         after = pixels(robot_canvas)

@@ -316,6 +316,8 @@ def test_a_reload_while_painting_reattaches_and_the_arm_keeps_painting(tmp_path,
     *_canvas, status, _choices, _proposals = cb.load(reloaded, name)
     assert status == "Welcome back: the robot is still painting your session."
     assert reloaded.session is not None and cb.session_name(reloaded) == name
+    target, overlay, *_, summary, _files = cb.turn_view(reloaded)  # shown while it paints
+    assert target is not None and overlay is not None and f"**{STROKES} strokes**" in summary
     streamed = list(execution.follow(reloaded))  # live frames, then the finished turn
     assert len(streamed) >= 2 and f"painted {STROKES} strokes" in streamed[-1][4]
     store = reloaded.session.store
@@ -337,3 +339,41 @@ def test_a_painting_nobody_follows_closes_its_session_when_done(tmp_path, opener
     job.thread.join(120)
     with SessionStore(folder) as store:  # the lock is free again: the session was closed
         assert store.turns()[-1].state == "done"
+
+
+def test_a_reload_shows_the_chosen_target_and_the_plan_again(tab, opener):
+    """What the page showed of the current turn comes back after a reload: the proposals, the
+    target once chosen, and the plan (its map, animation, summary and files) once planned."""
+    loaded = cb.load(tab)
+    cb.submit_drawing(tab, line_drawing(loaded[0]))
+    cb.propose(tab, PROMPT, None, 2)
+    target, _ = cb.choose(tab, 1)
+    name = cb.session_name(tab)
+
+    chosen = TabState(opener)  # reloaded after the choice
+    *_, proposals = cb.load(chosen, name)
+    assert len(proposals) == 2
+    shown_target, overlay, animation, summary, files = cb.turn_view(chosen)
+    assert np.abs(shown_target.astype(int) - target.astype(int)).max() <= 1
+    assert overlay is None and animation is None and summary == "" and files is None
+
+    overlay, animation, summary, _status, files = cb.plan(chosen, STROKES)
+    planned = TabState(opener)  # reloaded after planning
+    *_, status, _choices, proposals = cb.load(planned, name)
+    assert "Welcome back" in status and len(proposals) == 2
+    again = cb.turn_view(planned)
+    assert np.abs(again[0].astype(int) - target.astype(int)).max() <= 1
+    assert again[1].shape == overlay.shape
+    assert np.abs(again[1].astype(int) - overlay.astype(int)).mean() < 1  # the same stroke map
+    assert Path(again[2]).is_file() and again[2].endswith(".gif")
+    assert again[3] == summary  # strokes, paints, time, how much closer, marks kept
+    assert [Path(f).name for f in again[4]] == [Path(f).name for f in files]
+    for restored, planned_file in zip(again[4], files, strict=True):
+        assert Path(restored).read_text() == Path(planned_file).read_text()
+    # the planned turn is painted by 'Paint' (a new choice would not be)
+    with pytest.raises(gr.Error, match=r"is planned .*press 'Paint' to paint it"):
+        cb.choose(planned, 0)
+    assert f"painted {STROKES} strokes" in run_paint(planned)[-1][4]
+    assert cb.turn_view(planned) == cb.CLEARED_PLAN  # the turn is over: nothing to show again
+    chosen.close()
+    planned.close()
