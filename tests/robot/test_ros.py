@@ -659,3 +659,87 @@ def test_a_stop_while_the_job_is_being_planned_is_not_lost(arm_against):
     assert report.stopped and report.paths_done == 0, report.summary()
     assert events(log, "point") == []  # nothing moved
     assert time.monotonic() - t0 < 60
+
+
+def _quat_matrix(q) -> np.ndarray:
+    """3x3 rotation of a geometry_msgs Quaternion."""
+    x, y, z, w = q.x, q.y, q.z, q.w
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+
+
+def test_painter_publishes_canvas_and_brush_tip_frames_while_the_arm_paints(
+    spawn, client, tmp_path
+):
+    """/tf_static holds the canvas corner (latched, for a late subscriber); /tf the brush tip,
+    each at the forward kinematics of the joint state with its stamp, while a stroke is
+    painted; composed, the tip lands on the canvas (canvas z >= 0: pressed) inside it."""
+    from action_msgs.msg import GoalStatus
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from sensor_msgs.msg import JointState
+    from tf2_msgs.msg import TFMessage
+
+    from robot.arms.ros2 import Ros2ArmConfig
+    from robot.arms.ros2.trajectory import canvas_from_base
+
+    cfg = Ros2ArmConfig()
+    chain, frame = cfg.serial_chain, cfg.canvas_frame
+    start_sim_and_painter(spawn, tmp_path / "points.jsonl", speed_factor=4)
+    tips, states, static = [], {}, []
+    lock = threading.Lock()
+
+    def on_tf(msg):
+        with lock:
+            tips.extend(t for t in msg.transforms if t.child_frame_id == "brush_tip")
+
+    def on_state(msg):
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        with lock:
+            states[key] = [msg.position[list(msg.name).index(j)] for j in cfg.joint_names]
+
+    client.create_subscription(JointState, "/joint_states", on_state, 100)
+    client.create_subscription(TFMessage, "/tf", on_tf, 100)
+    status, result, _, _ = execute_plan(client, make_plan(1, seed=3).to_json())
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.report_json
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client.create_subscription(
+        TFMessage, "/tf_static", lambda m: static.extend(m.transforms), latched
+    )  # fmt: skip  (subscribed after it was published)
+    wait_until(lambda: static, 10, "/tf_static")
+    (corner,) = static
+    assert (corner.header.frame_id, corner.child_frame_id) == ("base", "canvas")
+    info = client.get_publishers_info_by_topic("/tf_static")
+    assert str(info[0].topic_type_hash) == (
+        "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"
+    )  # the real tf2_msgs/msg/TFMessage (Jazzy): rviz2 and tf2 tools can read it
+    t = corner.transform.translation
+    origin, rot = np.array([t.x, t.y, t.z]), _quat_matrix(corner.transform.rotation)
+    assert np.allclose(origin, cfg.canvas_origin_m, atol=1e-9)
+    with lock:
+        keys = [(tip.header.stamp.sec, tip.header.stamp.nanosec) for tip in tips]
+        matched = [(tip, states[k]) for tip, k in zip(tips, keys, strict=True) if k in states]
+    assert len(matched) > 50, f"{len(tips)} tips, {len(matched)} with their joint state"
+    base_tip = []
+    for tip, q in matched:
+        assert tip.header.frame_id == "base"
+        pose = chain.fk(q)
+        p = tip.transform.translation
+        assert np.allclose([p.x, p.y, p.z], pose[:3, 3], atol=1e-9)
+        assert np.allclose(_quat_matrix(tip.transform.rotation), pose[:3, :3], atol=1e-9)
+        base_tip.append(pose[:3, 3])
+    base_tip = np.array(base_tip)
+    assert np.ptp(base_tip, axis=0).max() > 0.05  # m: the tip moved while it was published
+    in_canvas = (base_tip - origin) @ rot  # tip in the canvas frame through the two transforms
+    expected = canvas_from_base(frame, base_tip) * [1, 1, -1]  # x right, y down, z into it
+    assert np.allclose(in_canvas, expected, atol=1e-9)
+    pressed = in_canvas[in_canvas[:, 2] >= 0]  # on the canvas plane or below: painting
+    ws = cfg.workspace
+    on = (pressed[:, 0] >= 0) & (pressed[:, 0] <= ws.canvas_width_m)
+    on &= (pressed[:, 1] >= 0) & (pressed[:, 1] <= ws.canvas_height_m)
+    assert on.sum() > 5, "no published tip pressed on the canvas while painting"
+    stations = np.array([*ws.paint_stations, ws.water_station])
+    dips = pressed[~on, :2]  # the rest are paint-well dips
+    assert (np.hypot(*(dips[:, None] - stations[None]).transpose(2, 0, 1)).min(axis=1) < 2e-3).all()
