@@ -8,6 +8,7 @@ intact; unsafe plans never reach the action server (its log of played points is 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -743,3 +744,74 @@ def test_painter_publishes_canvas_and_brush_tip_frames_while_the_arm_paints(
     stations = np.array([*ws.paint_stations, ws.water_station])
     dips = pressed[~on, :2]  # the rest are paint-well dips
     assert (np.hypot(*(dips[:, None] - stations[None]).transpose(2, 0, 1)).min(axis=1) < 2e-3).all()
+
+
+def test_goals_carry_accelerations_within_limits_and_the_tip_follows_the_stroke(arm_against):
+    """With ``send_accelerations`` every point carries finite joint accelerations within the
+    arm's limit (not all zero: the arm does not stop at every waypoint of a curve); the
+    controller plays quintics, and the played joints (100 Hz states, trajectory time) stay
+    within the limit while the pressed tip stays on the curved stroke."""
+    from sim.brush_path import BrushPath
+
+    limit = 3.0  # rad/s^2
+    arm, log = arm_against(send_accelerations=True, max_joint_accel_rad_s2=limit)
+    a = torch.linspace(0, math.pi, 40)
+    curve = torch.stack([0.14 + 0.07 * torch.cos(a), 0.11 + 0.07 * torch.sin(a),
+                         torch.full((40,), 0.5)], 1)  # fmt: skip
+    report = arm.execute([BrushPath(curve, torch.zeros(3), meta={"speed_m_s": 0.05})])
+    assert report.completed, report.summary()
+    assert events(log, "rejected", "aborted") == []
+    goals = events(log, "goal")
+    assert goals and all(g["accelerations"] is not None for g in goals)
+    qdd = np.concatenate([np.array(g["accelerations"]) for g in goals])
+    assert np.isfinite(qdd).all() and np.abs(qdd).max() <= limit
+    assert (np.abs(qdd).max(axis=1) > 0.01).sum() > 10  # moving through waypoints, not stopping
+    states = events(log, "state")
+    q = np.array([r["q"] for r in states])
+    played = np.diff(q, 2, axis=0) / 0.01**2  # rad/s^2: states are 10 ms of trajectory time
+    assert np.abs(played).max() <= limit * 1.05
+    played_goal = _states_per_goal(log)  # what the controller played is the checked quintic
+    for goal, qs in played_goal:
+        np.testing.assert_allclose(qs, _planned_quintic(goal, len(qs)), atol=1e-9)
+    tip = np.array([r["canvas"] for r in states])
+    pressed = tip[tip[:, 2] < 0, :2]
+    assert len(pressed) > 50
+    line = curve[:, :2].double().numpy()  # (K, 2) the stroke's polyline
+    d = np.array([_distance_to_polyline(p, line) for p in pressed])
+    assert d.max() < 5e-4, f"the pressed tip leaves the stroke by {d.max() * 1000:.2f} mm"
+
+
+def _distance_to_polyline(p: np.ndarray, line: np.ndarray) -> float:
+    a, b = line[:-1], line[1:]
+    ab = b - a
+    s = np.clip(((p - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-18), 0, 1)
+    return float(np.linalg.norm(a + s[:, None] * ab - p, axis=1).min())
+
+
+def _states_per_goal(log: Path) -> list[tuple[dict, np.ndarray]]:
+    """(goal record, (S, dof) joints of its 100 Hz states) for every goal played."""
+    out = []
+    for r in events(log, "goal", "state"):
+        if r["event"] == "goal":
+            out.append((r, []))
+        elif out:
+            out[-1][1].append(r["q"])
+    return [(g, np.array(qs)) for g, qs in out]
+
+
+def _planned_quintic(goal: dict, n: int) -> np.ndarray:
+    """(n, dof) joints of a goal's quintic at trajectory times 0, 10 ms, ... (planner model)."""
+    from robot.arms.ros2.trajectory import quintic
+
+    rest = np.zeros((1, len(goal["start"])))
+    q = np.vstack([[goal["start"]], goal["q"]])
+    qd, qdd = np.vstack([rest, goal["velocities"]]), np.vstack([rest, goal["accelerations"]])
+    times = np.concatenate([[0.0], goal["t"]])
+    out = []
+    for i in range(n):
+        tau = min(i * 0.01, times[-1])
+        k = int(np.clip(np.searchsorted(times, tau, side="right") - 1, 0, len(times) - 2))
+        dt = times[k + 1] - times[k]
+        s = np.array([(tau - times[k]) / dt])
+        out.append(quintic(q[k], q[k + 1], qd[k], qd[k + 1], qdd[k], qdd[k + 1], dt, s)[0][0])
+    return np.array(out)
