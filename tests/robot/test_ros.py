@@ -688,7 +688,7 @@ def test_painter_publishes_canvas_and_brush_tip_frames_while_the_arm_paints(
 
     cfg = Ros2ArmConfig()
     chain, frame = cfg.serial_chain, cfg.canvas_frame
-    start_sim_and_painter(spawn, tmp_path / "points.jsonl", speed_factor=4)
+    start_sim_and_painter(spawn, tmp_path / "points.jsonl", speed_factor=2)  # tips on canvas
     tips, states, static = [], {}, []
     lock = threading.Lock()
 
