@@ -29,7 +29,8 @@ from robot.cli_config import split_options
 _ROS2_ARM_KEYS = ("name", "action", "joint_names", "chain", "tool_length_m", "canvas_origin_m",
                   "canvas_yaw_rad", "press_depth_m", "max_joint_speed_rad_s", "workspace",
                   "limits", "on_violation", "paint_speed_m_s", "joint_states_topic",
-                  "stall_timeout_s", "server_timeout_s", "plunge_speed_m_s")  # fmt: skip
+                  "stall_timeout_s", "server_timeout_s", "plunge_speed_m_s", "send_accelerations",
+                  "max_joint_accel_rad_s2")  # fmt: skip
 
 
 def commands(argv: Sequence[str]) -> list[list[str]]:

@@ -21,6 +21,10 @@ a cancel that arrives while the plan is still being checked is not lost). The
 driver lifts the brush (the ``ros2`` driver always does after a stop), and every new goal is
 refused until ``~/reset_emergency_stop`` (``std_srvs/Trigger``) is called. The latch is
 published on ``~/emergency_stop_active`` (``std_msgs/Bool``, latched).
+
+With a ``ros2`` arm the node also publishes TF (`robot.ros.tf_frames`): the ``canvas`` frame
+on ``/tf_static`` and ``brush_tip`` on ``/tf`` from the measured joint states (frame names:
+``tf.base_frame``, ``tf.canvas_frame``, ``tf.tip_frame`` parameters).
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ from std_srvs.srv import Trigger
 
 from planner.plan import Plan
 from robot.arms import Arm, arm_config_class, make_arm
+from robot.arms.ros2.config import Ros2ArmConfig
 from robot.cli_config import split_options
 from robot.errors import DeviceConnectionError, RobotError
 from robot.ros.params import declare_and_build
+from robot.ros.tf_frames import ArmFrames
 
 STOP_REPEAT_S = 0.05  # s between repeated arm.stop() calls while a cancelled job winds down
 
@@ -88,6 +94,9 @@ class PainterNode(Node):
         self.create_service(
             Trigger, "~/reset_emergency_stop", self._reset_emergency_stop, callback_group=group
         )
+        self.frames = None
+        if isinstance(arm.config, Ros2ArmConfig):  # canvas on /tf_static, brush tip on /tf
+            self.frames = ArmFrames(self, arm.config, callback_group=group)
         self.get_logger().info(f"painter ready with a {arm.config.type} arm ({arm.name})")
 
     def _on_goal(self, _goal) -> GoalResponse:

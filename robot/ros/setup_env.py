@@ -11,8 +11,9 @@ them usable from any venv Python: a ``.pth`` file puts their Python packages on 
 a ``site-packages/ros_cofrida_interfaces.libs`` link puts their C libraries on the
 ``LD_LIBRARY_PATH`` that the wheels' own bootstrap ``.pth`` sets before re-executing Python.
 
-``control_msgs`` (for ``FollowJointTrajectory``) is built only when it is not importable; a real
-ROS install's ``control_msgs`` is used as is.
+``control_msgs`` (for ``FollowJointTrajectory``) and ``tf2_msgs`` (``TFMessage``, for ``/tf``
+and ``/tf_static``; no Jazzy wheel on PyPI) are built only when they are not importable; a real
+ROS install's packages are used as is.
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ ROS_WHEELS = (
 )
 INTERFACES_SRC = Path(__file__).resolve().parent / "interfaces"
 # (package, module that proves it is importable, build only when that module is missing)
-PACKAGES = (("control_msgs", "control_msgs.action"), ("cofrida_interfaces", None))
+PACKAGES = (
+    ("control_msgs", "control_msgs.action"),
+    ("tf2_msgs", "tf2_msgs.msg"),
+    ("cofrida_interfaces", None),
+)
 _WHEEL_PYTHON_ROOT = "/opt/python/cp311-cp311"  # where the wheels were built
 
 
@@ -175,7 +180,8 @@ def check() -> list[str]:
         "import rclpy, sensor_msgs.msg, std_srvs.srv, trajectory_msgs.msg\n"
         "from control_msgs.action import FollowJointTrajectory\n"
         "from cofrida_interfaces.action import ExecutePlan\n"
-        "FollowJointTrajectory.Goal(); ExecutePlan.Goal(plan_json='{}')\n"
+        "from tf2_msgs.msg import TFMessage\n"
+        "FollowJointTrajectory.Goal(); ExecutePlan.Goal(plan_json='{}'); TFMessage()\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     return [] if done.returncode == 0 else [done.stderr.strip().splitlines()[-1:][0]]

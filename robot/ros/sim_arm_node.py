@@ -11,9 +11,10 @@ it where a driver can get it wrong:
   is, the swept brush inside the reach box and never deeper than the pressing depth); a bad
   goal is rejected (not accepted) and its reason logged;
 - an accepted goal is played in real time (``--speed-factor``: 1 real time, 4 four times
-  faster, 0 no waits) by interpolation between waypoints, cubic when velocities are given,
-  linear otherwise; ``/joint_states`` (``sensor_msgs/JointState``) is published at 100 Hz and
-  feedback (desired / actual, ``desired.time_from_start``) at 20 Hz;
+  faster, 0 no waits) by interpolation between waypoints: quintic when velocities and
+  accelerations are given, cubic when velocities are, linear otherwise; ``/joint_states``
+  (``sensor_msgs/JointState``) is published at 100 Hz and feedback (desired / actual,
+  ``desired.time_from_start``) at 20 Hz;
 - ``--speed-scaling=0.4`` plays trajectory time at 40 % (a UR's speed slider; 0 pauses), also
   the ``speed_scaling`` parameter, which may change while a goal plays;
 - a cancel holds the arm where it is: status CANCELED, ``error_code`` 0;
@@ -22,7 +23,8 @@ it where a driver can get it wrong:
   aborted with ``PATH_TOLERANCE_VIOLATED`` and the arm holds (once);
 - ``--initial-joints=a,b,c,d,e,f`` starts the arm elsewhere than the ready pose.
 
-Every waypoint passed (``point``), every 100 Hz state (``state``: joints and tip), cancel, abort
+Every goal played (``goal``: start joints, points, times, velocities and accelerations),
+every waypoint passed (``point``), every 100 Hz state (``state``: joints and tip), cancel, abort
 and rejection is appended to ``--log`` (JSON lines) so tests can check what the arm really did.
 Joint positions go back through forward kinematics to canvas meters: where the brush is pressed
 inside the canvas it paints with the physical brush model (one ink, reloaded at any station
@@ -151,15 +153,16 @@ class SimArmNode(Node):
             return f"joint_names {list(traj.joint_names)} are not {list(names)}"
         if not traj.points:
             return "empty trajectory"
-        q, qd, t = self.unpack(traj)
+        q, qd, qdd, t = self.unpack(traj)
         if q is None:
-            return "every point needs one finite position (and velocity, if any) per joint"
+            return ("every point needs one finite position (and velocity, acceleration, if any) "
+                    "per joint; accelerations need velocities")  # fmt: skip
         if t[0] <= 0 or np.any(np.diff(t) <= 0):
             return "time_from_start must be > 0 and strictly increasing"
         lim = np.array(self.chain.joint_limits)
         if np.any(q < lim[:, 0]) or np.any(q > lim[:, 1]):
             return "a point breaks the joint limits"
-        pos, vel, seg = self.sample(start, q, qd, t, SAMPLES)
+        pos, vel, seg = self.sample(start, q, qd, qdd, t, SAMPLES)
         speed = np.abs(vel).max(axis=1)
         if speed.max() > self.config.max_joint_speed_rad_s * SPEED_MARGIN:
             k = int(seg[speed.argmax()])
@@ -177,7 +180,8 @@ class SimArmNode(Node):
         return None
 
     def unpack(self, traj):
-        """(q, qd or None, t) in the config's joint order, or (None, None, None) when bad."""
+        """(q, qd or None, qdd or None, t) in the config's joint order, or four Nones when
+        bad."""
         order = [list(traj.joint_names).index(j) for j in self.config.joint_names]
         try:
             q = np.array([[p.positions[i] for i in order] for p in traj.points], dtype=np.float64)
@@ -187,18 +191,27 @@ class SimArmNode(Node):
                 if has_v
                 else None
             )
+            has_a = all(len(p.accelerations) for p in traj.points)
+            if has_a and not has_v:
+                return None, None, None, None
+            qdd = (
+                np.array([[p.accelerations[i] for i in order] for p in traj.points], dtype=float)
+                if has_a
+                else None
+            )
         except IndexError:
-            return None, None, None
-        if not np.isfinite(q).all() or (qd is not None and not np.isfinite(qd).all()):
-            return None, None, None
+            return None, None, None, None
+        if not all(x is None or np.isfinite(x).all() for x in (q, qd, qdd)):
+            return None, None, None, None
         t = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9
                       for p in traj.points])  # fmt: skip
-        return q, qd, t
+        return q, qd, qdd, t
 
     @staticmethod
-    def at(start, q, qd, t, tau: float):
-        """Joints and joint velocities at trajectory time tau (s): cubic Hermite between
-        waypoints when velocities are given (zero at the start), linear otherwise."""
+    def at(start, q, qd, t, tau: float, qdd=None):
+        """Joints and joint velocities at trajectory time tau (s): between waypoints a quintic
+        when velocities and accelerations are given (both zero at the start), a cubic Hermite
+        when velocities are, linear otherwise."""
         pts = np.vstack([start[None], q])
         vel = None if qd is None else np.vstack([np.zeros((1, len(start))), qd])
         times = np.concatenate([[0.0], t])
@@ -208,6 +221,9 @@ class SimArmNode(Node):
         p0, p1 = pts[k], pts[k + 1]
         if vel is None:
             return p0 + s * (p1 - p0), (p1 - p0) / dt
+        if qdd is not None:
+            acc = np.vstack([np.zeros((1, len(start))), qdd])
+            return _quintic_at(p0, p1, vel[k], vel[k + 1], acc[k], acc[k + 1], dt, s * dt)
         m0, m1 = vel[k] * dt, vel[k + 1] * dt
         pos = ((2 * s**3 - 3 * s**2 + 1) * p0 + (s**3 - 2 * s**2 + s) * m0
                + (-2 * s**3 + 3 * s**2) * p1 + (s**3 - s**2) * m1)  # fmt: skip
@@ -215,14 +231,14 @@ class SimArmNode(Node):
              + (-6 * s**2 + 6 * s) * p1 + (3 * s**2 - 2 * s) * m1)  # fmt: skip
         return pos, d / dt
 
-    def sample(self, start, q, qd, t, n: int):
+    def sample(self, start, q, qd, qdd, t, n: int):
         """Positions (S, dof), velocities (S, dof) and segment index (S,) at n + 1 samples of
         every segment."""
         times = np.concatenate([[0.0], t])
         pos, vel, seg = [], [], []
         for k in range(len(q)):
             for s in np.linspace(0.0, 1.0, n + 1):
-                p, v = self.at(start, q, qd, t, times[k] + s * (times[k + 1] - times[k]))
+                p, v = self.at(start, q, qd, t, times[k] + s * (times[k + 1] - times[k]), qdd)
                 pos.append(p)
                 vel.append(v)
                 seg.append(k)
@@ -264,7 +280,11 @@ class SimArmNode(Node):
             handle.abort()
             result.error_code, result.error_string = result.INVALID_GOAL, why
             return result
-        q, qd, t = self.unpack(traj)
+        q, qd, qdd, t = self.unpack(traj)
+        self._write({"event": "goal", "wall": time.time(), "start": start.tolist(),
+                     "q": q.tolist(), "t": t.tolist(), "velocities": None if qd is None
+                     else qd.tolist(), "accelerations": None if qdd is None
+                     else qdd.tolist()})  # fmt: skip
         xyh = self.tool_canvas(q)
         names = list(self.config.joint_names)
         tau, tick, next_point, contact = 0.0, 0, 0, []
@@ -280,7 +300,7 @@ class SimArmNode(Node):
                 why = f"path tolerance violated at {tau:.3f} s (obstruction)"
                 code = result.PATH_TOLERANCE_VIOLATED
                 return self._end(handle, result, contact, "aborted", code, why)
-            pos, _ = self.at(start, q, qd, t, min(tau, t[-1]))
+            pos, _ = self.at(start, q, qd, t, min(tau, t[-1]), qdd)
             self.joints = pos
             tip = self.tool_canvas(pos[None])[0]
             self._write({"event": "state", "wall": time.time(), "q": pos.tolist(),
@@ -362,6 +382,18 @@ class SimArmNode(Node):
         if self._log is not None:
             with self._log_lock:
                 self._log.write(json.dumps(record) + "\n")
+
+
+def _quintic_at(q0, q1, v0, v1, a0, a1, dt: float, tau: float):
+    """Position and velocity at tau (s, 0..dt) of the quintic polynomial with these end
+    positions, velocities and accelerations over dt seconds."""
+    d = q1 - q0
+    c3 = (20 * d - (8 * v1 + 12 * v0) * dt - (3 * a0 - a1) * dt**2) / (2 * dt**3)
+    c4 = (-30 * d + (14 * v1 + 16 * v0) * dt + (3 * a0 - 2 * a1) * dt**2) / (2 * dt**4)
+    c5 = (12 * d - 6 * (v1 + v0) * dt - (a0 - a1) * dt**2) / (2 * dt**5)
+    pos = q0 + v0 * tau + a0 / 2 * tau**2 + c3 * tau**3 + c4 * tau**4 + c5 * tau**5
+    vel = v0 + a0 * tau + 3 * c3 * tau**2 + 4 * c4 * tau**3 + 5 * c5 * tau**4
+    return pos, vel
 
 
 def _duration(seconds: float):

@@ -8,6 +8,7 @@ intact; unsafe plans never reach the action server (its log of played points is 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -225,8 +226,8 @@ def test_unsafe_plans_never_reach_the_action_server(spawn, client, tmp_path):
         arm.config.on_violation = "clip"
         for seed in range(2):
             assert arm.execute(hostile_paths(5, seed)[0]).completed
-    records = read_log(log)
-    assert records and {r["event"] for r in records} == {"point", "state"}  # nothing rejected
+    assert {r["event"] for r in read_log(log)} == {"goal", "point", "state"}  # none rejected
+    records = events(log, "point", "state")
     xyh = np.array([r["canvas"] for r in records])  # waypoints and the 100 Hz swept states
     x0, y0, x1, y1 = ws.paint_box
     pressed = xyh[:, 2] < -1e-5
@@ -659,3 +660,158 @@ def test_a_stop_while_the_job_is_being_planned_is_not_lost(arm_against):
     assert report.stopped and report.paths_done == 0, report.summary()
     assert events(log, "point") == []  # nothing moved
     assert time.monotonic() - t0 < 60
+
+
+def _quat_matrix(q) -> np.ndarray:
+    """3x3 rotation of a geometry_msgs Quaternion."""
+    x, y, z, w = q.x, q.y, q.z, q.w
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+
+
+def test_painter_publishes_canvas_and_brush_tip_frames_while_the_arm_paints(
+    spawn, client, tmp_path
+):
+    """/tf_static holds the canvas corner (latched, for a late subscriber); /tf the brush tip,
+    each at the forward kinematics of the joint state with its stamp, while a stroke is
+    painted; composed, the tip lands on the canvas (canvas z >= 0: pressed) inside it."""
+    from action_msgs.msg import GoalStatus
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from sensor_msgs.msg import JointState
+    from tf2_msgs.msg import TFMessage
+
+    from robot.arms.ros2 import Ros2ArmConfig
+    from robot.arms.ros2.trajectory import canvas_from_base
+
+    cfg = Ros2ArmConfig()
+    chain, frame = cfg.serial_chain, cfg.canvas_frame
+    start_sim_and_painter(spawn, tmp_path / "points.jsonl", speed_factor=2)  # tips on canvas
+    tips, states, static = [], {}, []
+    lock = threading.Lock()
+
+    def on_tf(msg):
+        with lock:
+            tips.extend(t for t in msg.transforms if t.child_frame_id == "brush_tip")
+
+    def on_state(msg):
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        with lock:
+            states[key] = [msg.position[list(msg.name).index(j)] for j in cfg.joint_names]
+
+    client.create_subscription(JointState, "/joint_states", on_state, 100)
+    client.create_subscription(TFMessage, "/tf", on_tf, 100)
+    status, result, _, _ = execute_plan(client, make_plan(1, seed=3).to_json())
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.report_json
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client.create_subscription(
+        TFMessage, "/tf_static", lambda m: static.extend(m.transforms), latched
+    )  # fmt: skip  (subscribed after it was published)
+    wait_until(lambda: static, 10, "/tf_static")
+    (corner,) = static
+    assert (corner.header.frame_id, corner.child_frame_id) == ("base", "canvas")
+    info = client.get_publishers_info_by_topic("/tf_static")
+    assert str(info[0].topic_type_hash) == (
+        "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"
+    )  # the real tf2_msgs/msg/TFMessage (Jazzy): rviz2 and tf2 tools can read it
+    t = corner.transform.translation
+    origin, rot = np.array([t.x, t.y, t.z]), _quat_matrix(corner.transform.rotation)
+    assert np.allclose(origin, cfg.canvas_origin_m, atol=1e-9)
+    with lock:
+        keys = [(tip.header.stamp.sec, tip.header.stamp.nanosec) for tip in tips]
+        matched = [(tip, states[k]) for tip, k in zip(tips, keys, strict=True) if k in states]
+    assert len(matched) > 50, f"{len(tips)} tips, {len(matched)} with their joint state"
+    base_tip = []
+    for tip, q in matched:
+        assert tip.header.frame_id == "base"
+        pose = chain.fk(q)
+        p = tip.transform.translation
+        assert np.allclose([p.x, p.y, p.z], pose[:3, 3], atol=1e-9)
+        assert np.allclose(_quat_matrix(tip.transform.rotation), pose[:3, :3], atol=1e-9)
+        base_tip.append(pose[:3, 3])
+    base_tip = np.array(base_tip)
+    assert np.ptp(base_tip, axis=0).max() > 0.05  # m: the tip moved while it was published
+    in_canvas = (base_tip - origin) @ rot  # tip in the canvas frame through the two transforms
+    expected = canvas_from_base(frame, base_tip) * [1, 1, -1]  # x right, y down, z into it
+    assert np.allclose(in_canvas, expected, atol=1e-9)
+    pressed = in_canvas[in_canvas[:, 2] >= 0]  # on the canvas plane or below: painting
+    ws = cfg.workspace
+    on = (pressed[:, 0] >= 0) & (pressed[:, 0] <= ws.canvas_width_m)
+    on &= (pressed[:, 1] >= 0) & (pressed[:, 1] <= ws.canvas_height_m)
+    assert on.sum() > 5, "no published tip pressed on the canvas while painting"
+    stations = np.array([*ws.paint_stations, ws.water_station])
+    dips = pressed[~on, :2]  # the rest are paint-well dips
+    assert (np.hypot(*(dips[:, None] - stations[None]).transpose(2, 0, 1)).min(axis=1) < 2e-3).all()
+
+
+def test_goals_carry_accelerations_within_limits_and_the_tip_follows_the_stroke(arm_against):
+    """With ``send_accelerations`` every point carries finite joint accelerations within the
+    arm's limit (not all zero: the arm does not stop at every waypoint of a curve); the
+    controller plays quintics, and the played joints (100 Hz states, trajectory time) stay
+    within the limit while the pressed tip stays on the curved stroke."""
+    from sim.brush_path import BrushPath
+
+    limit = 3.0  # rad/s^2
+    arm, log = arm_against(send_accelerations=True, max_joint_accel_rad_s2=limit)
+    a = torch.linspace(0, math.pi, 40)
+    curve = torch.stack([0.14 + 0.07 * torch.cos(a), 0.11 + 0.07 * torch.sin(a),
+                         torch.full((40,), 0.5)], 1)  # fmt: skip
+    report = arm.execute([BrushPath(curve, torch.zeros(3), meta={"speed_m_s": 0.05})])
+    assert report.completed, report.summary()
+    assert events(log, "rejected", "aborted") == []
+    goals = events(log, "goal")
+    assert goals and all(g["accelerations"] is not None for g in goals)
+    qdd = np.concatenate([np.array(g["accelerations"]) for g in goals])
+    assert np.isfinite(qdd).all() and np.abs(qdd).max() <= limit
+    assert (np.abs(qdd).max(axis=1) > 0.01).sum() > 10  # moving through waypoints, not stopping
+    states = events(log, "state")
+    q = np.array([r["q"] for r in states])
+    played = np.diff(q, 2, axis=0) / 0.01**2  # rad/s^2: states are 10 ms of trajectory time
+    assert np.abs(played).max() <= limit * 1.05
+    played_goal = _states_per_goal(log)  # what the controller played is the checked quintic
+    for goal, qs in played_goal:
+        np.testing.assert_allclose(qs, _planned_quintic(goal, len(qs)), atol=1e-9)
+    tip = np.array([r["canvas"] for r in states])
+    pressed = tip[tip[:, 2] < 0, :2]
+    assert len(pressed) > 50
+    line = curve[:, :2].double().numpy()  # (K, 2) the stroke's polyline
+    d = np.array([_distance_to_polyline(p, line) for p in pressed])
+    assert d.max() < 5e-4, f"the pressed tip leaves the stroke by {d.max() * 1000:.2f} mm"
+
+
+def _distance_to_polyline(p: np.ndarray, line: np.ndarray) -> float:
+    a, b = line[:-1], line[1:]
+    ab = b - a
+    s = np.clip(((p - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-18), 0, 1)
+    return float(np.linalg.norm(a + s[:, None] * ab - p, axis=1).min())
+
+
+def _states_per_goal(log: Path) -> list[tuple[dict, np.ndarray]]:
+    """(goal record, (S, dof) joints of its 100 Hz states) for every goal played."""
+    out = []
+    for r in events(log, "goal", "state"):
+        if r["event"] == "goal":
+            out.append((r, []))
+        elif out:
+            out[-1][1].append(r["q"])
+    return [(g, np.array(qs)) for g, qs in out]
+
+
+def _planned_quintic(goal: dict, n: int) -> np.ndarray:
+    """(n, dof) joints of a goal's quintic at trajectory times 0, 10 ms, ... (planner model)."""
+    from robot.arms.ros2.trajectory import quintic
+
+    rest = np.zeros((1, len(goal["start"])))
+    q = np.vstack([[goal["start"]], goal["q"]])
+    qd, qdd = np.vstack([rest, goal["velocities"]]), np.vstack([rest, goal["accelerations"]])
+    times = np.concatenate([[0.0], goal["t"]])
+    out = []
+    for i in range(n):
+        tau = min(i * 0.01, times[-1])
+        k = int(np.clip(np.searchsorted(times, tau, side="right") - 1, 0, len(times) - 2))
+        dt = times[k + 1] - times[k]
+        s = np.array([(tau - times[k]) / dt])
+        out.append(quintic(q[k], q[k + 1], qd[k], qd[k + 1], qdd[k], qdd[k + 1], dt, s)[0][0])
+    return np.array(out)

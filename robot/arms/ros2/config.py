@@ -39,6 +39,9 @@ class Ros2ArmConfig(ArmConfig):
     press_depth_m: float = 0.004  # m below the surface at pressing depth 1 (bristles bend)
     plunge_speed_m_s: float = 0.02  # m/s lowering/lifting the brush: bristles land, not stab
     max_joint_speed_rad_s: float = 1.0  # rad/s per joint: segments are slowed below this
+    send_accelerations: bool = False  # goals carry joint accelerations too: the controller
+    # plays quintics (joint_trajectory_controller does); off: positions + velocities (cubic)
+    max_joint_accel_rad_s2: float = 4.0  # rad/s^2 per joint, kept along the quintic when sent
     ready: tuple = ()  # rad, joints of the rest pose (empty: the chain's ready pose)
     joint_states_topic: str = "/joint_states"  # sensor_msgs/JointState of the arm (measured)
     server_timeout_s: float = 10.0  # s to wait for the action server and joint states
@@ -60,7 +63,7 @@ class Ros2ArmConfig(ArmConfig):
         if len(self.canvas_origin_m) != 3:
             raise ValueError("canvas_origin_m must be (x, y, z) meters")
         for name in ("tool_length_m", "press_depth_m", "plunge_speed_m_s", "max_joint_speed_rad_s",
-                     "server_timeout_s", "stall_timeout_s"):  # fmt: skip
+                     "max_joint_accel_rad_s2", "server_timeout_s", "stall_timeout_s"):  # fmt: skip
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
@@ -72,6 +75,11 @@ class Ros2ArmConfig(ArmConfig):
 
         base = ARMS[self.chain]
         return replace(base, tool_length_m=self.tool_length_m, ready=self.ready or base.ready)
+
+    @property
+    def accel_limit(self) -> float | None:
+        """rad/s^2 the planner keeps joints within when accelerations are sent, else None."""
+        return self.max_joint_accel_rad_s2 if self.send_accelerations else None
 
     @property
     def canvas_frame(self) -> CanvasFrame:

@@ -37,6 +37,7 @@ from robot.arms.ros2.trajectory import (
     joint_trajectory,
     lift_motion,
     path_motion,
+    rest_to_rest,
 )
 from robot.errors import DeviceConnectionError, refuses_reconnect, requires_connection
 from robot.kinematics import CanvasFrame, nearest_branch
@@ -65,19 +66,21 @@ def _duration(seconds: float):
 
 
 def to_joint_trajectory(joint_names: Sequence[str], traj: TimedJoints):
-    """``trajectory_msgs/JointTrajectory`` with positions (rad), velocities (rad/s) and
-    times from start (s) of a `TimedJoints`."""
+    """``trajectory_msgs/JointTrajectory`` with positions (rad), velocities (rad/s), times
+    from start (s) and, when the `TimedJoints` has them, accelerations (rad/s^2)."""
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     msg = JointTrajectory(joint_names=list(joint_names))
-    for qk, vk, tk in zip(traj.q, traj.qd, traj.t, strict=True):
-        msg.points.append(
-            JointTrajectoryPoint(
-                positions=[float(v) for v in qk],
-                velocities=[float(v) for v in vk],
-                time_from_start=_duration(float(tk)),
-            )
+    qdd = traj.qdd if traj.qdd is not None else [None] * len(traj.q)
+    for qk, vk, ak, tk in zip(traj.q, traj.qd, qdd, traj.t, strict=True):
+        point = JointTrajectoryPoint(
+            positions=[float(v) for v in qk],
+            velocities=[float(v) for v in vk],
+            time_from_start=_duration(float(tk)),
         )
+        if ak is not None:
+            point.accelerations = [float(v) for v in ak]
+        msg.points.append(point)
     return msg
 
 
@@ -228,14 +231,14 @@ class Ros2Arm(Arm):
             np.array([cfg.limits.travel_speed_m_s, cfg.plunge_speed_m_s * 5]),
         )
         approach = joint_trajectory(
-            self.chain, self.frame, motion, q0, cfg.max_joint_speed_rad_s, ws, self.deepest_m
-        )
+            self.chain, self.frame, motion, q0, cfg.max_joint_speed_rad_s, ws, self.deepest_m,
+            cfg.accel_limit,
+        )  # fmt: skip
         q1 = approach.q[-1]
         near = nearest_branch(ready, q1, np.array(self.chain.joint_limits))  # same pose
         error = None
         for target in (near, ready):  # whole turns nearest q1 first, then the literal joints
-            t = max(1.5 * float(np.abs(target - q1).max()) / cfg.max_joint_speed_rad_s, 0.5)
-            final = TimedJoints(target[None], np.array([t]), np.zeros((1, len(ready))), q1)
+            final = rest_to_rest(q1, target, cfg.max_joint_speed_rad_s, cfg.accel_limit)
             try:
                 check_swept(final, self.chain, self.frame, np.array([self.tip(q1), goal]), ws,
                             self.deepest_m)  # fmt: skip
@@ -262,7 +265,7 @@ class Ros2Arm(Arm):
         try:
             return joint_trajectory(
                 self.chain, self.frame, motion, q0, cfg.max_joint_speed_rad_s, cfg.workspace,
-                self.deepest_m,
+                self.deepest_m, cfg.accel_limit,
             )  # fmt: skip
         except ValueError as e:  # UnreachableError, SafetyError
             raise type(e)(f"path {sp.index}: {e}") from None
@@ -353,7 +356,10 @@ class Ros2Arm(Arm):
         motion = lift_motion(self.tip(q0), cfg.workspace, cfg.plunge_speed_m_s)
         if motion is None:
             return
-        traj = joint_trajectory(self.chain, self.frame, motion, q0, cfg.max_joint_speed_rad_s)
+        traj = joint_trajectory(
+            self.chain, self.frame, motion, q0, cfg.max_joint_speed_rad_s,
+            max_joint_accel_rad_s2=cfg.accel_limit,
+        )  # fmt: skip
         outcome = self._send(traj, stoppable=False)
         if outcome != "done":
             raise DeviceConnectionError(f"lifting the brush: {outcome}")
@@ -383,7 +389,14 @@ class Ros2Arm(Arm):
         )  # fmt: skip
         deepest = max(self.deepest_m, -height_m)
         traj = joint_trajectory(
-            self.chain, self.frame, motion, q0, cfg.max_joint_speed_rad_s, cfg.workspace, deepest
+            self.chain,
+            self.frame,
+            motion,
+            q0,
+            cfg.max_joint_speed_rad_s,
+            cfg.workspace,
+            deepest,
+            cfg.accel_limit,
         )
         outcome = self._send(traj)
         self.joints = self.measured_joints()

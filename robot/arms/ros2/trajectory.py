@@ -15,6 +15,12 @@ velocity (so the controller's cubic interpolation does not stop at each waypoint
 checks the *swept* motion, sampled between waypoints through forward kinematics, against the
 workspace: inside the reach box, never deeper than the deepest press, pressed only on the paint
 box or at a station. Slowing down is the only change ever made to a checked path.
+
+With a joint acceleration limit (``Ros2ArmConfig.send_accelerations``) every waypoint also gets
+a joint acceleration (0 where the arm stops, elsewhere the derivative of the waypoint
+velocities), the controller plays quintic polynomials (what ``joint_trajectory_controller``
+does when positions, velocities and accelerations are given), and the timing, the speed and
+acceleration checks and the swept check all use that quintic.
 """
 
 from __future__ import annotations
@@ -161,13 +167,16 @@ class TimedJoints:
         q: (M, dof) rad, the waypoints after the start (the start is where the arm is).
         t: (M,) s from the trajectory's start, strictly increasing.
         qd: (M, dof) rad/s joint velocity at each waypoint (0 at the last).
-        start: (dof,) rad, the joints the trajectory starts from.
+        start: (dof,) rad, the joints the trajectory starts from (at rest).
+        qdd: (M, dof) rad/s^2 joint acceleration at each waypoint (0 at the last), or None:
+            not sent (the controller interpolates cubic).
     """
 
     q: np.ndarray
     t: np.ndarray
     qd: np.ndarray
     start: np.ndarray
+    qdd: np.ndarray | None = None
 
     @property
     def duration_s(self) -> float:
@@ -189,6 +198,51 @@ def hermite(q0, q1, v0, v1, dt: float, s: np.ndarray):
     pos = h00 * q0 + h10 * dt * v0 + h01 * q1 + h11 * dt * v1
     vel = (d00 * q0 + d10 * dt * v0 + d01 * q1 + d11 * dt * v1) / dt
     return pos, vel
+
+
+def quintic(q0, q1, v0, v1, a0, a1, dt: float, s: np.ndarray):
+    """Quintic Hermite between two waypoints (what a joint_trajectory_controller plays when
+    positions, velocities and accelerations are given). q0, q1 rad, v0, v1 rad/s, a0, a1
+    rad/s^2: (dof,); s: (S,) in 0..1. Returns positions (S, dof) rad, velocities (S, dof)
+    rad/s and accelerations (S, dof) rad/s^2."""
+    s = np.asarray(s, dtype=np.float64)[:, None]
+    s2, s3, s4, s5 = s**2, s**3, s**4, s**5
+    basis = (  # weights of q0, dt v0, dt^2 a0, dt^2 a1, dt v1, q1: value, d/ds, d2/ds2
+        (1 - 10 * s3 + 15 * s4 - 6 * s5, -30 * s2 + 60 * s3 - 30 * s4,
+         -60 * s + 180 * s2 - 120 * s3),
+        (s - 6 * s3 + 8 * s4 - 3 * s5, 1 - 18 * s2 + 32 * s3 - 15 * s4,
+         -36 * s + 96 * s2 - 60 * s3),
+        (0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5, s - 4.5 * s2 + 6 * s3 - 2.5 * s4,
+         1 - 9 * s + 18 * s2 - 10 * s3),
+        (0.5 * s3 - s4 + 0.5 * s5, 1.5 * s2 - 4 * s3 + 2.5 * s4, 3 * s - 12 * s2 + 10 * s3),
+        (-4 * s3 + 7 * s4 - 3 * s5, -12 * s2 + 28 * s3 - 15 * s4, -24 * s + 84 * s2 - 60 * s3),
+        (10 * s3 - 15 * s4 + 6 * s5, 30 * s2 - 60 * s3 + 30 * s4, 60 * s - 180 * s2 + 120 * s3),
+    )  # fmt: skip
+    terms = (q0, dt * v0, dt**2 * a0, dt**2 * a1, dt * v1, q1)
+    out = [sum(b[d] * c for b, c in zip(basis, terms, strict=True)) for d in range(3)]
+    return out[0], out[1] / dt, out[2] / dt**2
+
+
+def waypoint_accelerations(qd: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """(M+1, dof) joint accelerations at the start and every waypoint for (M+1, dof) waypoint
+    velocities and (M,) segment durations: 0 where the arm stops (every joint at rest: both
+    ends, corners), elsewhere the three-point derivative of the velocities (non-uniform
+    times)."""
+    a = np.zeros_like(qd)
+    if len(dt) >= 2:
+        h0, h1 = dt[:-1, None], dt[1:, None]
+        back = (qd[1:-1] - qd[:-2]) / h0
+        ahead = (qd[2:] - qd[1:-1]) / h1
+        a[1:-1] = (back * h1 + ahead * h0) / (h0 + h1)
+    a[np.all(qd == 0, axis=1)] = 0.0
+    return a
+
+
+def _segment(q, qd, qdd, dt, k: int, s: np.ndarray):
+    """Positions, velocities (and accelerations, or None) along segment k as played."""
+    if qdd is None:
+        return (*hermite(q[k], q[k + 1], qd[k], qd[k + 1], dt[k], s), None)
+    return quintic(q[k], q[k + 1], qd[k], qd[k + 1], qdd[k], qdd[k + 1], dt[k], s)
 
 
 CORNER_COS = math.cos(math.radians(30))  # the tip stops at waypoints turning more than 30 deg
@@ -228,6 +282,7 @@ def joint_trajectory(
     max_joint_speed_rad_s: float,
     workspace: Workspace | None = None,
     deepest_m: float | None = None,
+    max_joint_accel_rad_s2: float | None = None,
 ) -> TimedJoints:
     """Joints, times and velocities for a motion, starting from joints ``seed`` (where the arm
     is; ``motion.xyh[0]`` should be its tip).
@@ -235,6 +290,8 @@ def joint_trajectory(
     Args:
         workspace, deepest_m: when given, the swept motion is checked (reach box; never lower
             than ``-deepest_m``; pressed only on the paint box or at a station).
+        max_joint_accel_rad_s2: when given, waypoints get accelerations too (quintic
+            interpolation) and segments are slowed until no joint passes this acceleration.
     Raises:
         robot.kinematics.UnreachableError: some waypoint has no IK solution (nothing sent).
         robot.safety.SafetyError: the swept motion leaves the workspace (nothing sent).
@@ -254,24 +311,56 @@ def joint_trajectory(
     dt = np.maximum.reduce(
         [dist / speed, step / max_joint_speed_rad_s, np.full(len(dist), MIN_SEGMENT_S)]
     )
+    amax = max_joint_accel_rad_s2
+    if amax is not None:  # a rest-to-rest quintic peaks at 5.77 step / dt^2
+        dt = np.maximum(dt, np.sqrt(5.78 * step / amax))
     corners = tip_corners(xyh)
-    for _ in range(6):  # the cubic's peak joint speed can pass the secant's: stretch those
+    for _ in range(8):  # the interpolation's peaks can pass the secant's: stretch those
         qd = waypoint_velocities(q, dt, corners)
-        peak = np.array([
-            np.abs(hermite(q[k], q[k + 1], qd[k], qd[k + 1], dt[k], _S)[1]).max()
-            for k in range(len(dt))
-        ])  # fmt: skip
-        over = peak > max_joint_speed_rad_s
+        qdd = None if amax is None else waypoint_accelerations(qd, dt)
+        stretch = np.ones(len(dt))
+        for k in range(len(dt)):
+            _, vel, acc = _segment(q, qd, qdd, dt, k, _S)
+            stretch[k] = np.abs(vel).max() / max_joint_speed_rad_s
+            if acc is not None:
+                stretch[k] = max(stretch[k], math.sqrt(np.abs(acc).max() / amax))
+        over = stretch > 1.0
         if not over.any():
             break
-        dt = np.where(over, dt * peak / max_joint_speed_rad_s * 1.001, dt)
-    else:
-        qd = np.zeros_like(q)  # stop at every waypoint: peak = 1.5 x the secant speed
-        dt = np.maximum(dt, 1.5 * step / max_joint_speed_rad_s)
-    traj = TimedJoints(q=q[1:], t=np.cumsum(dt), qd=qd[1:], start=seed)
+        dt = np.where(over, dt * stretch * 1.001, dt)
+    else:  # stop at every waypoint: the cubic peaks at 1.5 x the secant speed, the quintic
+        qd = np.zeros_like(q)  # at 1.875 x (and 5.77 step / dt^2)
+        if amax is None:
+            dt = np.maximum(dt, 1.5 * step / max_joint_speed_rad_s)
+            qdd = None
+        else:
+            dt = np.maximum(dt, 1.875 * step / max_joint_speed_rad_s * 1.001)
+            dt = np.maximum(dt, np.sqrt(5.78 * step / amax))
+            qdd = np.zeros_like(q)
+    traj = TimedJoints(q=q[1:], t=np.cumsum(dt), qd=qd[1:], start=seed,
+                       qdd=None if qdd is None else qdd[1:])  # fmt: skip
     if workspace is not None:
         check_swept(traj, chain, frame, xyh, workspace, deepest_m or 0.0)
     return traj
+
+
+def rest_to_rest(
+    q0: np.ndarray,
+    q1: np.ndarray,
+    max_joint_speed_rad_s: float,
+    max_joint_accel_rad_s2: float | None = None,
+    min_s: float = 0.5,
+) -> TimedJoints:
+    """One joint move from rest at q0 to rest at q1 (rad), timed within the speed limit (and
+    the acceleration limit, when given: then sent as a quintic with zero accelerations)."""
+    step = float(np.abs(np.asarray(q1) - q0).max())
+    zeros = np.zeros((1, len(q0)))
+    if max_joint_accel_rad_s2 is None:
+        t = max(1.5 * step / max_joint_speed_rad_s, min_s)
+        return TimedJoints(np.asarray(q1)[None], np.array([t]), zeros, np.asarray(q0))
+    t = max(1.875 * step / max_joint_speed_rad_s * 1.001,
+            math.sqrt(5.78 * step / max_joint_accel_rad_s2), min_s)  # fmt: skip
+    return TimedJoints(np.asarray(q1)[None], np.array([t]), zeros, np.asarray(q0), zeros.copy())
 
 
 _S = np.linspace(0.0, 1.0, SAMPLES_PER_SEGMENT + 1)
@@ -280,11 +369,13 @@ _S = np.linspace(0.0, 1.0, SAMPLES_PER_SEGMENT + 1)
 def sample_swept(traj: TimedJoints, chain: SerialChain, frame: CanvasFrame) -> np.ndarray:
     """(M, SAMPLES_PER_SEGMENT + 1, 3) canvas x, y, height of the tip along every segment."""
     q = np.vstack([traj.start[None], traj.q])
-    qd = np.vstack([np.zeros((1, q.shape[1])), traj.qd])
+    rest = np.zeros((1, q.shape[1]))
+    qd = np.vstack([rest, traj.qd])
+    qdd = None if traj.qdd is None else np.vstack([rest, traj.qdd])
     dt = np.diff(np.concatenate([[0.0], traj.t]))
     out = []
     for k in range(len(dt)):
-        pos, _ = hermite(q[k], q[k + 1], qd[k], qd[k + 1], dt[k], _S)
+        pos, _, _ = _segment(q, qd, qdd, dt, k, _S)
         out.append(canvas_from_base(frame, np.array([chain.fk(p)[:3, 3] for p in pos])))
     return np.array(out)
 
