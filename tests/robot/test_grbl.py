@@ -536,3 +536,29 @@ def test_disconnect_never_moves_a_locked_machine(rig):
     where, moves = emu.wpos(), len(emu.log)
     arm.disconnect()
     assert emu.wpos() == where and len(emu.log) == moves and emu.state == "Alarm"
+
+
+@pytest.mark.parametrize("rig", [{"emulator": {"time_scale": 30.0}}], indirect=True)
+def test_lines_run_past_a_rejected_line_before_the_hold_are_run_again(rig):
+    """GRBL skips a rejected line and plans the next ones from where the line before it ended:
+    here the plunge is rejected with an empty planner, so the first painting move starts at
+    once, diagonally from travel height, and the hold lands in the middle of it. The driver
+    knows every line before the rejected one ran (the position is off the planned path: not a
+    lost position), and the resume runs the rejected line and those after it again."""
+    emu, arm = rig
+    paths = stroke_paths(12)
+    k = painting_line(arm, paths, 100) - 1  # the plunge before a stroke's first painting move
+    emu.faults += [Fault("slow", k, count=1, delay_s=0.3), Fault("error", k, code=20)]
+    report = arm.execute(paths)
+    assert f"error:20 (unsupported or invalid G-code command) on line N{k} " in report.fault
+    assert "lost" not in report.fault and report.acked_index + 1 == k - 1, report.fault
+    ran_past = [m for m in emu.log if m.n is not None and m.n > k]
+    since = len(emu.log)
+    final = arm.resume()
+    assert final.completed, final.summary()
+    moves = emu.moves()
+    assert set(moves) == set(range(1, final.moves_total + 1))  # nothing skipped
+    twice = sorted(n for n in set(moves) if moves.count(n) > 1)
+    assert twice == sorted(m.n for m in ran_past)  # only what ran past the rejected line
+    assert emu.overflows == 0 and emu.state == "Idle" and not emu.planner
+    assert_lifted_before_moving(emu, since)

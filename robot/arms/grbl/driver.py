@@ -659,12 +659,16 @@ class GrblArm(Arm):
             return
         job.done = entries[q].idx if q < len(entries) else job.sent
 
+    def _step_mm(self) -> float:
+        """mm of the coarsest axis step (``$100``-``$102`` steps/mm)."""
+        return 1.0 / max(1.0, min(self.settings.get(k, 250.0) for k in (100, 101, 102)))
+
     def _entries(
         self, preamble: list[JobLine], here, first: int, last: int | None = None
     ) -> list[Entry]:
         """Preamble + job lines [first, last) as stream entries (see `tracking.entries`)."""
         job = self._job
-        step = 1.0 / max(1.0, min(self.settings.get(k, 250.0) for k in (100, 101, 102)))
+        step = self._step_mm()
         if here is None and first > 0:
             s = job.lines[first - 1].state
             here = (s.x, s.y, s.z)
@@ -674,7 +678,7 @@ class GrblArm(Arm):
 
     def _stream(self, preamble: list[JobLine], here, on_progress) -> ExecutionReport:
         job, cfg = self._job, self.config
-        st = Stream(self._entries(preamble, here, job.done))
+        st = Stream(self._entries(preamble, here, job.done), step_mm=self._step_mm())
         job.report.paths_done = self._paths_done()
         fault: str | None = None
         last_progress = time.monotonic()
