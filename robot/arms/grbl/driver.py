@@ -683,7 +683,7 @@ class GrblArm(Arm):
         fault: str | None = None
         last_progress = time.monotonic()
         last_pos = here
-        next_poll = last_progress
+        next_poll = last_poll = last_progress
         started = time.perf_counter()
 
         def on_status(s: Status) -> None:
@@ -742,12 +742,15 @@ class GrblArm(Arm):
                     if self._ser is not None and not job.locked:
                         self._halt(st, on_progress)
                     break
-                if now >= next_poll:
+                all_acked = st.sent == len(st.entries) and not st.inflight
+                if now >= (last_poll + 0.01 if all_acked else next_poll):
+                    # every line planned: poll every 10 ms until idle, starting at once (not
+                    # up to status_interval_s after the last ok), so the job ends when it ran
                     self._write(b"?")
-                    all_acked = st.sent == len(st.entries) and not st.inflight
-                    next_poll = now + (0.01 if all_acked else cfg.status_interval_s)
-                dwell = max((e.dwell_s for e in st.entries[st.executed : st.sent]), default=0.0)
-                if now - last_progress > cfg.ack_timeout_s + dwell:
+                    last_poll, next_poll = now, now + cfg.status_interval_s
+                if now - last_progress > cfg.ack_timeout_s and now - last_progress > (
+                    cfg.ack_timeout_s + self._longest_dwell(st)  # only then: it walks the queue
+                ):
                     fault = (
                         f"no progress from the controller for {cfg.ack_timeout_s} s (no ok, no "
                         f"motion), waiting for {self._label(self._running(st))}"
@@ -760,6 +763,11 @@ class GrblArm(Arm):
         finally:
             job.report.stream_s = time.perf_counter() - started
         return self._finish(fault)
+
+    @staticmethod
+    def _longest_dwell(st: Stream) -> float:
+        """s of the longest ``G4`` among the lines sent and not known to have run."""
+        return max((e.dwell_s for e in st.entries[st.executed : st.sent]), default=0.0)
 
     def _acked(self, st: Stream, q: int, ok: bool, on_progress) -> None:
         """Line q was answered: planned (ok) or rejected (error)."""
