@@ -14,7 +14,7 @@ import torch
 
 from robot.arms import make_arm
 from robot.arms.grbl import GrblArmConfig
-from robot.arms.grbl.driver import MachineLockedError
+from robot.arms.grbl.driver import MachineLockedError, StoppedError
 from robot.arms.grbl.emulator import Fault, GrblEmulator
 from robot.arms.grbl.protocol import explain, fmt, job_lines, parse_status
 from robot.errors import DeviceConnectionError, NotConnectedError
@@ -430,3 +430,135 @@ def test_driver_and_plan_gcode_put_a_canvas_point_at_the_same_machine_xy():
     start = next(t for t in export.splitlines() if t.startswith("G0 X"))
     assert start.startswith(f"G0 X{sx:.3f} Y{sy:.3f}")  # the export: travel to the start
     assert f"G1 X{fmt(sx)} Y{fmt(sy)}" in driver  # the driver: the same travel
+
+
+def _in_thread(fn):
+    """Run fn in a thread; returns (thread, list that receives its exception, if any)."""
+    raised: list[BaseException] = []
+
+    def run():
+        try:
+            fn()
+        except BaseException as e:  # handed to the test
+            raised.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, raised
+
+
+def lowering(emu):
+    """A condition: the brush came down from travel height by more than 4 mm (the emulator
+    starts at Z 0: the brush is first lifted)."""
+    seen_up = [False]
+
+    def check():
+        z = emu.wpos()[2]
+        seen_up[0] = seen_up[0] or z >= TRAVEL_Z - 1e-3
+        return seen_up[0] and z < TRAVEL_Z - 4.0
+
+    return check
+
+
+def _dab_center(arm):
+    ws = arm.config.workspace
+    arm.dab(ws.canvas_width_m / 2, ws.canvas_height_m / 2, 0.0)
+
+
+@pytest.mark.parametrize("rig", [{"emulator": {"time_scale": 4.0}}], indirect=True)
+@pytest.mark.parametrize("what", ["dab", "home"])
+def test_stop_outside_a_job_holds_before_it_resets(rig, what):
+    """stop() during dab() or home(): feed hold, wait until the machine stopped, then reset:
+    no ALARM:3 (a reset while moving), the position kept, the interrupted call raises."""
+    emu, arm = rig
+    if what == "home":
+        _dab_center(arm)  # away from the origin, so that home() has a way to go
+        t, raised = _in_thread(arm.home)
+        moving = wait_for(lambda: emu.state == "Run" and emu.wpos()[0] < 100.0)
+    else:
+        t, raised = _in_thread(lambda: _dab_center(arm))
+        moving = wait_for(lowering(emu))
+    assert moving
+    resets = emu.resets
+    arm.stop()
+    t.join(10.0)
+    assert not t.is_alive()
+    assert emu.resets == resets + 1 and emu.state == "Idle"  # not Alarm: held before the reset
+    assert len(raised) == 1 and isinstance(raised[0], StoppedError), raised
+    assert "stop" in str(raised[0])
+    if what == "dab":
+        assert 0.0 < emu.wpos()[2] < TRAVEL_Z - 4.0  # stopped where it was
+    report = arm.execute(stroke_paths(2))  # the machine takes work again
+    assert report.completed, report.summary()
+
+
+@pytest.mark.parametrize("rig", [{"emulator": {"time_scale": 4.0}}], indirect=True)
+def test_disconnect_lifts_a_brush_left_down(rig):
+    emu, arm = rig
+    t, _ = _in_thread(lambda: _dab_center(arm))
+    assert wait_for(lowering(emu))
+    arm.stop()
+    t.join(10.0)
+    x, y, z = emu.wpos()
+    assert z < TRAVEL_Z - 4.0
+    arm.disconnect()
+    assert not arm.is_connected
+    assert emu.state == "Idle" and emu.wpos() == pytest.approx((x, y, TRAVEL_Z), abs=1e-3)
+
+
+@pytest.mark.parametrize("rig", [{}], indirect=True)
+def test_disconnect_mid_job_stops_lifts_and_the_job_resumes(rig):
+    emu, arm = rig
+    closer = threading.Thread(target=arm.disconnect)
+
+    def on_progress(done, total):
+        if done == 5:
+            closer.start()  # disconnect() from another thread while the brush paints
+
+    report = arm.execute(stroke_paths(12), on_progress=on_progress)
+    closer.join(10.0)
+    assert not closer.is_alive() and not arm.is_connected
+    assert not report.completed and report.resumable, report.summary()
+    assert emu.state == "Idle" and not emu.planner  # stopped, nothing left running
+    assert emu.wpos()[2] == pytest.approx(TRAVEL_Z, abs=1e-3)  # brush up before the port closed
+    since = len(emu.log)
+    final = arm.resume()  # reopens the port
+    assert final.completed, final.summary()
+    assert_every_line_once(emu, final)
+    assert_lifted_before_moving(emu, since)
+
+
+@pytest.mark.parametrize("rig", [{}], indirect=True)
+def test_disconnect_never_moves_a_locked_machine(rig):
+    emu, arm = rig
+    run_to_fault(emu, arm, Fault("limit", 100))  # hard limit: ALARM:1, locked, brush down
+    assert emu.wpos()[2] < TRAVEL_Z - 1.0
+    where, moves = emu.wpos(), len(emu.log)
+    arm.disconnect()
+    assert emu.wpos() == where and len(emu.log) == moves and emu.state == "Alarm"
+
+
+@pytest.mark.parametrize("rig", [{"emulator": {"time_scale": 30.0}}], indirect=True)
+def test_lines_run_past_a_rejected_line_before_the_hold_are_run_again(rig):
+    """GRBL skips a rejected line and plans the next ones from where the line before it ended:
+    here the plunge is rejected with an empty planner, so the first painting move starts at
+    once, diagonally from travel height, and the hold lands in the middle of it. The driver
+    knows every line before the rejected one ran (the position is off the planned path: not a
+    lost position), and the resume runs the rejected line and those after it again."""
+    emu, arm = rig
+    paths = stroke_paths(12)
+    k = painting_line(arm, paths, 100) - 1  # the plunge before a stroke's first painting move
+    emu.faults += [Fault("slow", k, count=1, delay_s=0.3), Fault("error", k, code=20)]
+    report = arm.execute(paths)
+    assert f"error:20 (unsupported or invalid G-code command) on line N{k} " in report.fault
+    assert "lost" not in report.fault and report.acked_index + 1 == k - 1, report.fault
+    ran_past = [m for m in emu.log if m.n is not None and m.n > k]
+    since = len(emu.log)
+    final = arm.resume()
+    assert final.completed, final.summary()
+    moves = emu.moves()
+    assert set(moves) == set(range(1, final.moves_total + 1))  # nothing skipped
+    twice = sorted(n for n in set(moves) if moves.count(n) > 1)
+    assert twice == sorted(m.n for m in ran_past)  # only what ran past the rejected line
+    assert emu.overflows == 0 and emu.state == "Idle" and not emu.planner
+    assert_lifted_before_moving(emu, since)

@@ -28,12 +28,15 @@ Faults:
   beyond the dwell being run): halt as above. A feed hold is never a timeout.
 - unknown or garbled reply lines are counted and ignored.
 
-`stop` (any thread) is a feed hold, then a soft reset once the machine has stopped.
+`stop` (any thread) is a feed hold, then a soft reset once the machine has stopped, in a job,
+a `dab`, a `home` or idle. `disconnect` stops what runs and lifts a brush left down to travel
+height before it closes the port (not on a locked or restarted machine).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 import threading
@@ -47,6 +50,7 @@ import serial
 from robot.arms.arm import Arm, ExecutionReport, ProgressCallback
 from robot.arms.grbl.config import GrblArmConfig
 from robot.arms.grbl.protocol import (
+    GcodeWriter,
     JobLine,
     MachineState,
     Status,
@@ -56,8 +60,16 @@ from robot.arms.grbl.protocol import (
     parse_status,
     recovery_lines,
 )
-from robot.arms.grbl.tracking import Entry, Stream, entries, fmt_pos, locate
-from robot.errors import DeviceConnectionError, refuses_reconnect, requires_connection
+from robot.arms.grbl.tracking import (
+    POSITION_TOL_MM,
+    Entry,
+    Stream,
+    entries,
+    fmt_pos,
+    locate,
+    near,
+)
+from robot.errors import DeviceConnectionError, RobotError, refuses_reconnect, requires_connection
 from robot.safety import SafePath, check_dab
 from sim.brush_path import BrushPath
 
@@ -75,6 +87,10 @@ class MachineLockedError(DeviceConnectionError):
     """GRBL is locked (ALARM) or its position is not trusted: home, unlock or register first."""
 
 
+class StoppedError(RobotError):
+    """`GrblArm.stop` interrupted a `dab` or `home`: the machine was held, then reset."""
+
+
 @dataclass
 class _Job:
     paths: list[SafePath]
@@ -84,6 +100,23 @@ class _Job:
     sent: int = 0  # job lines [0, sent) were written at least once
     locked: str | None = None  # why it may not resume before home / unlock / register_position
     lost: bool = False  # the lock needs the position re-established (unlock is not enough)
+    parked: tuple[float, float, float] | None = None  # disconnect() lifted the brush to here
+
+
+def _exclusive(method):
+    """One operation talks to GRBL at a time; `stop` calls made after it began interrupt it."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        gen = self._stops  # read before waiting: a stop() meanwhile is this operation's
+        with self._io:
+            self._io_owner, self._gen = threading.get_ident(), gen
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._io_owner = None
+
+    return wrapper
 
 
 class GrblArm(Arm):
@@ -103,8 +136,10 @@ class GrblArm(Arm):
         super().__init__(config)
         self._ser: serial.Serial | None = None
         self._wlock = threading.Lock()
-        self._stop = threading.Event()
-        self._streaming = False
+        self._io = threading.Lock()  # held by the one operation that talks to GRBL
+        self._io_owner: int | None = None  # thread running that operation
+        self._stops = 0  # stop() calls so far
+        self._gen = 0  # stop() calls before the running operation began: more means stopped
         self._buf = bytearray()
         self._pending: list[str] = []
         self._job: _Job | None = None
@@ -121,6 +156,7 @@ class GrblArm(Arm):
         return self._ser is not None
 
     @refuses_reconnect
+    @_exclusive
     def connect(self) -> None:
         """Open the port and make sure a GRBL answers, without resetting a controller that is
         idle (a reset would drop its G92 offsets); turns on ``Bf`` in status reports (``$10``).
@@ -232,8 +268,61 @@ class GrblArm(Arm):
             self.settings[10] = float(mask | 2)
 
     def disconnect(self) -> None:
-        self._stop.set()
-        self._close()
+        """Stop what runs (as `stop`), lift a brush left down to travel height, close the port.
+
+        The lift happens only on a machine that answers, is not locked (ALARM, a job locked
+        by a fault) and did not restart unasked (its position would be wrong); it is bounded
+        by ``connect_timeout_s`` without progress. Called from inside a running operation
+        (a progress callback), it only closes the port.
+        """
+        if self._io_owner == threading.get_ident():
+            self._stops += 1
+            self._close()
+            return
+        got = self._io.acquire(blocking=False)
+        if not got:  # an operation runs: stop it, let it halt the machine, then take over
+            self._stops += 1
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._write(b"!")
+            got = self._io.acquire(timeout=3.0 * self.config.connect_timeout_s + 1.0)
+        try:
+            if got and self._ser is not None:
+                self._gen = self._stops
+                with contextlib.suppress(serial.SerialException, OSError, DeviceConnectionError):
+                    self._park()
+        finally:
+            self._close()
+            if got:
+                self._io.release()
+
+    def _park(self) -> None:
+        """Lift the brush to travel height where it stands, if it is down and moving is safe."""
+        rebooted, status = self._probe(min(1.0, self.config.connect_timeout_s))
+        job = self._job
+        if (
+            status is None
+            or rebooted  # restarted unasked: its position is not the one the job knows
+            or status.state == "Alarm"
+            or self.alarm is not None
+            or (job is not None and job.locked)
+        ):
+            return
+        if not status.stopped or status.state == "Hold" or self._busy(status):
+            self._hold_and_reset()  # held or still busy: stop it in place first
+            status = self._query_status()
+            if status is None or status.state == "Alarm":
+                return
+        cfg = self.machine_config
+        w = GcodeWriter(cfg)
+        here = self._work_pos(status)
+        if cfg.pen == "z" and (here is None or here[2] >= w.travel_z - POSITION_TOL_MM):
+            return  # already up (a servo's height cannot be read: it is always lifted)
+        w.emit("G21 G90 G94")
+        w.brush_up()
+        for line in [ln.text for ln in w.lines] + ["G4 P0"]:
+            self._command(line, timeout=cfg.connect_timeout_s)
+        if job is not None:
+            job.parked = self._work_pos(self._query_status())
 
     def _close(self) -> None:
         ser, self._ser = self._ser, None
@@ -243,9 +332,11 @@ class GrblArm(Arm):
 
     # ---- simple commands -----------------------------------------------------------------------
     @requires_connection
+    @_exclusive
     def home(self) -> None:
         """``$H`` with ``homing`` (clears an alarm and a lost position); else brush up and
-        travel to the canvas origin.
+        travel to the canvas origin. Returns once the machine is there; `stop` interrupts it
+        (`StoppedError`).
 
         Raises:
             MachineLockedError: GRBL is locked and the config has no homing: say how to go on.
@@ -261,8 +352,10 @@ class GrblArm(Arm):
             raise MachineLockedError(f"GRBL is locked in ALARM{hint}; {HOME_HINT}")
         for line in recovery_lines(MachineState(), self.machine_config):
             self._command(line.text)
+        self._command("G4 P0")  # answered once the machine is there (ok only means planned)
 
     @requires_connection
+    @_exclusive
     def unlock(self) -> None:
         """Clear an ALARM with ``$X``: only after you checked the machine is where GRBL thinks
         and safe to move. Does not re-establish a lost position (see `register_position`)."""
@@ -270,6 +363,7 @@ class GrblArm(Arm):
         self._unlocked(position_known=False)
 
     @requires_connection
+    @_exclusive
     def register_position(self, x_mm: float, y_mm: float, z_mm: float) -> None:
         """Tell GRBL where the brush is now, in the job's (work) coordinates, after a restart of
         a machine without homing switches: ``G10 L20 P1`` (persistent G54 offset)."""
@@ -312,6 +406,7 @@ class GrblArm(Arm):
         )
 
     @requires_connection
+    @_exclusive
     def dab(
         self,
         x_m: float,
@@ -323,7 +418,8 @@ class GrblArm(Arm):
         palette_index: int = 0,
     ) -> None:
         """A brush-height probe on the Z axis (see `Arm.dab`); returns once GRBL has finished
-        it. A servo pen has no height to probe: set ``servo_touch`` by hand."""
+        it. A servo pen has no height to probe: set ``servo_touch`` by hand. `stop` interrupts
+        it (`StoppedError`): the brush stays where it stopped; `disconnect` lifts it."""
         cfg = self.machine_config
         if cfg.pen != "z":
             raise NotImplementedError("dab needs pen='z'; with a servo, set servo_touch by hand")
@@ -347,7 +443,10 @@ class GrblArm(Arm):
 
         Raises:
             DeviceConnectionError: error / alarm / no reply (MachineLockedError for error:9).
+            StoppedError: `stop` was called (the machine was held, then reset).
         """
+        if self._stopped():
+            raise StoppedError(f"stopped before {line!r} was sent")
         self._write(line.encode() + b"\n")
         cfg = self.config
         limit = timeout or max(cfg.ack_timeout_s, cfg.connect_timeout_s)
@@ -355,6 +454,11 @@ class GrblArm(Arm):
         last_progress = next_poll = time.monotonic()
         last_pos = None
         while time.monotonic() - last_progress < limit:  # moving (a G4 waits for that) is fine
+            if self._stopped():
+                self._halt_motion()
+                raise StoppedError(
+                    f"stopped during {line!r}: GRBL was held, then reset (position kept)"
+                )
             if time.monotonic() >= next_poll:
                 self._write(b"?")
                 next_poll = time.monotonic() + cfg.status_interval_s
@@ -436,20 +540,15 @@ class GrblArm(Arm):
 
     # ---- jobs ----------------------------------------------------------------------------------
     @requires_connection
+    @_exclusive
     def execute(
         self, paths: Sequence[BrushPath], on_progress: ProgressCallback | None = None
     ) -> ExecutionReport:
         """See `Arm.execute`. Raises `MachineLockedError` (nothing sent) while GRBL is locked."""
-        self._stop.clear()
-        self._streaming = True  # from here a stop() is this job's: it holds, the loop resets
-        try:
-            safe = self.check(paths)  # raises SafetyError before anything is sent
-            status = self._query_status()
-            if status is not None and status.state == "Alarm":
-                raise MachineLockedError(f"GRBL is locked in ALARM; {HOME_HINT}")
-        except BaseException:
-            self._streaming = False
-            raise
+        safe = self.check(paths)  # raises SafetyError before anything is sent
+        status = self._query_status()
+        if status is not None and status.state == "Alarm":
+            raise MachineLockedError(f"GRBL is locked in ALARM; {HOME_HINT}")
         self.alarm = None
         lines = job_lines(safe, self.machine_config)
         report = ExecutionReport(
@@ -460,6 +559,7 @@ class GrblArm(Arm):
         self._job = _Job(safe, lines, report)
         return self._stream([], self._work_pos(status), on_progress)
 
+    @_exclusive
     def resume(self, on_progress: ProgressCallback | None = None) -> ExecutionReport:
         """Continue the last job after a fault or a stop, from the first line that did not run
         (reopening the port first if it was lost: set ``config.port`` if the device came back
@@ -474,7 +574,6 @@ class GrblArm(Arm):
         job = self._job
         if job is None or job.done >= len(job.lines):
             raise RuntimeError("GrblArm.resume: there is no unfinished job")
-        self._stop.clear()
         if self._ser is None:
             self._open()
             try:
@@ -500,6 +599,7 @@ class GrblArm(Arm):
         prev = job.lines[job.done - 1].state if job.done > 0 else MachineState()
         start = MachineState(*here, feed=0.0) if here is not None else None
         preamble = recovery_lines(prev, self.machine_config, start) if job.done > 0 else []
+        job.parked = None
         report = job.report
         report.fault, report.stopped, report.resumable = None, False, False
         return self._stream(preamble, here, on_progress)
@@ -515,6 +615,15 @@ class GrblArm(Arm):
         if rebooted or status.state == "Alarm":
             job.locked, job.lost = "the controller restarted while the port was lost", True
             return
+        parked, job.parked = job.parked, None
+        if (
+            parked is not None
+            and status.state == "Idle"
+            and not self._busy(status)
+            and self._work_pos(status) is not None
+            and near(self._work_pos(status), parked)
+        ):
+            return  # disconnect() stopped the job (done is known) and lifted the brush here
         entries = self._entries([], None, job.done, job.sent)
         cursor = 0
         last_move = time.monotonic()
@@ -550,12 +659,16 @@ class GrblArm(Arm):
             return
         job.done = entries[q].idx if q < len(entries) else job.sent
 
+    def _step_mm(self) -> float:
+        """mm of the coarsest axis step (``$100``-``$102`` steps/mm)."""
+        return 1.0 / max(1.0, min(self.settings.get(k, 250.0) for k in (100, 101, 102)))
+
     def _entries(
         self, preamble: list[JobLine], here, first: int, last: int | None = None
     ) -> list[Entry]:
         """Preamble + job lines [first, last) as stream entries (see `tracking.entries`)."""
         job = self._job
-        step = 1.0 / max(1.0, min(self.settings.get(k, 250.0) for k in (100, 101, 102)))
+        step = self._step_mm()
         if here is None and first > 0:
             s = job.lines[first - 1].state
             here = (s.x, s.y, s.z)
@@ -565,13 +678,12 @@ class GrblArm(Arm):
 
     def _stream(self, preamble: list[JobLine], here, on_progress) -> ExecutionReport:
         job, cfg = self._job, self.config
-        st = Stream(self._entries(preamble, here, job.done))
+        st = Stream(self._entries(preamble, here, job.done), step_mm=self._step_mm())
         job.report.paths_done = self._paths_done()
         fault: str | None = None
         last_progress = time.monotonic()
         last_pos = here
-        next_poll = last_progress
-        self._streaming = True
+        next_poll = last_poll = last_progress
         started = time.perf_counter()
 
         def on_status(s: Status) -> None:
@@ -585,7 +697,7 @@ class GrblArm(Arm):
 
         try:
             while True:
-                if self._stop.is_set():
+                if self._stopped():
                     self._halt(st, on_progress)
                     job.report.stopped = True
                     break
@@ -630,12 +742,15 @@ class GrblArm(Arm):
                     if self._ser is not None and not job.locked:
                         self._halt(st, on_progress)
                     break
-                if now >= next_poll:
+                all_acked = st.sent == len(st.entries) and not st.inflight
+                if now >= (last_poll + 0.01 if all_acked else next_poll):
+                    # every line planned: poll every 10 ms until idle, starting at once (not
+                    # up to status_interval_s after the last ok), so the job ends when it ran
                     self._write(b"?")
-                    all_acked = st.sent == len(st.entries) and not st.inflight
-                    next_poll = now + (0.01 if all_acked else cfg.status_interval_s)
-                dwell = max((e.dwell_s for e in st.entries[st.executed : st.sent]), default=0.0)
-                if now - last_progress > cfg.ack_timeout_s + dwell:
+                    last_poll, next_poll = now, now + cfg.status_interval_s
+                if now - last_progress > cfg.ack_timeout_s and now - last_progress > (
+                    cfg.ack_timeout_s + self._longest_dwell(st)  # only then: it walks the queue
+                ):
                     fault = (
                         f"no progress from the controller for {cfg.ack_timeout_s} s (no ok, no "
                         f"motion), waiting for {self._label(self._running(st))}"
@@ -646,9 +761,13 @@ class GrblArm(Arm):
             fault = f"connection lost ({e}); reconnect and resume()"
             self._close()
         finally:
-            self._streaming = False
             job.report.stream_s = time.perf_counter() - started
         return self._finish(fault)
+
+    @staticmethod
+    def _longest_dwell(st: Stream) -> float:
+        """s of the longest ``G4`` among the lines sent and not known to have run."""
+        return max((e.dwell_s for e in st.entries[st.executed : st.sent]), default=0.0)
 
     def _acked(self, st: Stream, q: int, ok: bool, on_progress) -> None:
         """Line q was answered: planned (ok) or rejected (error)."""
@@ -778,8 +897,31 @@ class GrblArm(Arm):
         return rep
 
     def stop(self) -> None:
-        """Feed hold now, from any thread; the running `execute` resets once the machine has
-        stopped and returns stopped. Idle: feed hold and soft reset."""
-        self._stop.set()
+        """Feed hold now, from any thread. A running `execute` / `resume` resets once the
+        machine has stopped (``Hold:0``) and returns stopped; a running `dab` / `home` does the
+        same and raises `StoppedError`; with nothing running, `stop` itself holds, waits (at
+        most ``connect_timeout_s``) and resets. The reset never comes while the machine still
+        moves (GRBL would raise ``ALARM:3`` and lock). Never raises for a lost connection."""
+        self._stops += 1
         with contextlib.suppress(serial.SerialException, OSError):
-            self._write(b"!" if self._streaming else b"!\x18")
+            self._write(b"!")
+        if not self._io.acquire(blocking=False):
+            return  # the running operation sees the stop and finishes the halt
+        try:
+            if self._ser is not None:
+                with contextlib.suppress(serial.SerialException, OSError, DeviceConnectionError):
+                    self._halt_motion()
+        finally:
+            self._io.release()
+
+    def _stopped(self) -> bool:
+        """`stop` was called since the running operation began."""
+        return self._stops != self._gen
+
+    def _halt_motion(self) -> None:
+        """Stop the machine in place without an ``ALARM:3``: a feed hold, ``Hold:0``, a reset.
+        Homing ignores a feed hold: only a reset stops it (GRBL then asks to home again)."""
+        if self.last_status is not None and self.last_status.state == "Home":
+            self._reset_and_wait()
+        else:
+            self._hold_and_reset()

@@ -10,12 +10,14 @@ from the machine's position the first line that did not complete.
 
 from __future__ import annotations
 
+import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from robot.arms.grbl.protocol import JobLine, Status
 
 POSITION_TOL_MM = 0.02  # a reported position (3 decimals) within this of a path is on it
+_AXIS = re.compile(rb"([XYZ])([-+]?(?:\d+\.?\d*|\.\d+))")
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Stream:
     queued: deque = field(default_factory=deque)  # answered "block" entries not known to have run
     inflight: deque = field(default_factory=deque)  # entries written, no answer yet
     used: int = 0  # bytes in flight
+    step_mm: float = 0.004  # a move shorter than this gets no planner block (1 / $100..$102)
 
     def answered(self, q: int, ok: bool) -> int:
         """Entry q got ``ok`` (planned) or ``error:N`` (rejected); returns how many entries
@@ -89,6 +92,7 @@ class Stream:
         self.acked = q + 1
         if not ok:
             self.barrier = q if self.barrier is None else self.barrier
+            self.skip(q)
             return self.executed
         kind = self.entries[q].kind
         if kind == "sync":
@@ -98,6 +102,31 @@ class Stream:
             self.queued.append(q)
             return self.queued[0]
         return self.queued[0] if self.queued else q + 1
+
+    def skip(self, q: int) -> None:
+        """GRBL dropped entry q (its answer was an error) and plans the next lines from where
+        q would have started: recompute their positions and blocks as GRBL runs them, so
+        that the ``Bf`` count and the position (`locate`) follow what the machine really does.
+        Job lines are absolute (G90): an axis a line does not name keeps its value."""
+        e = self.entries[q]
+        pos = e.start
+        self.entries[q] = replace(e, end=pos, kind="modal" if e.kind == "block" else e.kind)
+        for j in range(q + 1, len(self.entries)):
+            e = self.entries[j]
+            words = dict(_AXIS.findall(e.data))
+            if not words:
+                self.entries[j] = replace(e, start=pos, end=pos)
+                continue
+            end = tuple(
+                float(words[a]) if a in words else v
+                for a, v in zip((b"X", b"Y", b"Z"), pos, strict=True)
+            )
+            kind = e.kind
+            if kind in ("block", "modal"):
+                moved = max(abs(a - b) for a, b in zip(end, pos, strict=True))
+                kind = "block" if moved >= self.step_mm else "modal"
+            self.entries[j] = replace(e, start=pos, end=end, kind=kind)
+            pos = end
 
     def status(self, s: Status, planner_blocks: int) -> int:
         """A status report: ``Bf`` says how many answered blocks are still queued, ``Ln`` which
