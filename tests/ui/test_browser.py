@@ -7,8 +7,9 @@ right after a saved turn, new proposals clear the old target and plan, and a rel
 robot paints reattaches to the session and shows the painting going on, with the turn's
 proposals, target and plan drawn again.
 
-A screenshot of the page after the robot's turn is kept under pytest's tmp dir and copied to
-``test-artifacts/ui/`` in the checkout (the path is printed).
+Screenshots (after the mistake, after the reload, after the robot's turn, and of a second tab)
+are kept under pytest's tmp dir and copied to ``test-artifacts/ui/`` in the checkout (the paths
+are printed).
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ def draw(page, canvas, y: float = 0.55) -> None:
 def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path, capsys):
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tabs = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = tabs.new_page()
         page.set_default_timeout(STEP_S * 1000)
         page.goto(server)
 
@@ -147,6 +149,8 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         wait_status(page, "nothing drawn yet")
         no_error_badges(page)
         assert in_view(page, "#status") and canvas.is_visible()
+        shots = [tmp_path / "ui_after_error.png"]  # kept for a person to look at
+        page.screenshot(path=str(shots[-1]))
 
         # 1. The person drags a brush stroke across the canvas and saves the turn.
         history_images = page.locator("#history img")
@@ -245,6 +249,8 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         assert "20 strokes" in page.inner_text("#plan-info")
         assert page.locator("#plan-animation img").count() == 1
         assert page.locator("#proposals img").count() == 2
+        shots.append(tmp_path / "ui_after_reload.png")
+        page.screenshot(path=str(shots[-1]))
         wait_status(page, "The robot painted 20 strokes")
         page.wait_for_timeout(500)  # the last image is swapped in
         after = pixels(robot_canvas)
@@ -254,8 +260,8 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         # person, the robot turn of the first proposals (cancelled), the painted one
         assert len(page.locator("#history img").all()) == 3
         assert "CANCELLED robot" in page.inner_text("#history")
-        shot = tmp_path / "ui_after_robot_turn.png"
-        page.screenshot(path=str(shot), full_page=True)
+        shots.append(tmp_path / "ui_after_robot_turn.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
 
         # 4. Undo: the replay and the history say so, nothing of the undone turn stays.
         page.click("#undo")
@@ -263,12 +269,18 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         assert page.locator("#replay img").count() == 0
         assert page.locator("#proposals img").count() == 0
         assert "UNDONE robot" in page.inner_text("#history")
+        second = tabs.new_page()  # a second tab of the same browser
+        second.goto(server)
+        second.locator("#canvas-editor canvas").first.wait_for()
+        second.wait_for_timeout(2000)
+        shots.append(tmp_path / "ui_second_tab.png")
+        second.screenshot(path=str(shots[-1]))
         browser.close()
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    kept = shutil.copy(shot, ARTIFACTS / shot.name)
+    kept = [shutil.copy(shot, ARTIFACTS / shot.name) for shot in shots]
     with capsys.disabled():
-        print(f"\nbrowser screenshot: {kept}; editor usable {editor_ready_s:.1f} s after saving")
+        print(f"\nbrowser screenshots: {kept}; editor usable {editor_ready_s:.1f} s after saving")
     assert before.shape == after.shape
     changed = np.abs(after - before).sum(-1) > 40
     assert changed.mean() > 0.01, "the robot's strokes changed the canvas shown in the page"
