@@ -70,6 +70,11 @@ class VAESkips(nn.Module):
 
         return hook
 
+    def repeat(self, k: int) -> None:
+        """Repeat the recorded activations k times along the batch (k draws per canvas, draw j
+        of canvas i at row j * B + i), so one encoding serves k proposals."""
+        self._acts = {i: a.repeat(k, *([1] * (a.dim() - 1))) for i, a in self._acts.items()}
+
     def clear(self) -> None:
         """Forget the recorded canvas activations."""
         self._acts.clear()

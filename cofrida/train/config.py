@@ -91,6 +91,11 @@ class TrainConfig:
     diversity_weight: float = 0.0  # hinge pushing two draws' mean |difference| up to the target
     diversity_target: float = 0.08  # mean |difference| (0..1) where the target changes
     keep_weight: float = 0.0  # every draw pulled (L1) to the canvas where the target keeps it
+    # best of K: each draw's regression adds this times its L1 over the region the target
+    # changes (dilated), as a mean over that region: a removed object is 1-5 % of the image,
+    # so in a whole-image mean it weighs next to nothing and the closest draw is chosen by
+    # speckle in the kept canvas rather than by where it painted the object
+    change_weight: float = 0.0
     text_alignment_weight: float = 0.0  # -scorer(decoded, caption)
     scorer: str = ""  # scorer folder (SceneScorer or CLIP) for text alignment / perceptual
     # one-step: half the records start from their target noised to a timestep drawn from
@@ -135,6 +140,7 @@ class TrainConfig:
             ),
             (0 < self.diversity_target <= 1, "diversity_target must lie in (0, 1]"),
             (self.keep_weight >= 0, "keep_weight must be >= 0"),
+            (self.change_weight >= 0, "change_weight must be >= 0"),
             (
                 self.perceptual != "scorer"
                 or (

@@ -47,14 +47,17 @@ class OneStepGenerator(nn.Module):
         mask,
         noise: torch.Tensor,
         timesteps: torch.Tensor | None = None,
+        draws: int = 1,
     ) -> torch.Tensor:
-        """(B, 3, S, S) canvases in 0..1 -> (B, 3, S, S) paintings in about 0..1 (unclamped).
+        """(B, 3, S, S) canvases in 0..1 -> (K*B, 3, S, S) paintings in about 0..1 (unclamped).
 
         Args:
             partial: the canvases.
-            hidden, mask: the prompts' `TextEmbeddings` hidden states and mask.
-            noise: (B, 4, S/8, S/8) latents to finish: z_T, or x_t at ``timesteps``.
-            timesteps: (B,) timesteps of ``noise``; None = the model's fixed one-step timestep.
+            hidden, mask: the prompts' `TextEmbeddings` hidden states and mask, (K*B, ...).
+            noise: (K*B, 4, h, w) latents to finish: z_T, or x_t at ``timesteps``.
+            timesteps: (K*B,) timesteps of ``noise``; None = the model's fixed one-step timestep.
+            draws: K, proposals per canvas (draw k of canvas i at row k * B + i): each canvas
+                is encoded once and its latents and skip activations are repeated.
         """
         skips = self.vae_skips
         with torch.no_grad():
@@ -65,6 +68,10 @@ class OneStepGenerator(nn.Module):
             finally:
                 if skips is not None:
                     skips.capture = False
+            if draws > 1:
+                canvas = canvas.repeat(draws, 1, 1, 1)  # (K*B, 4, h, w)
+                if skips is not None:
+                    skips.repeat(draws)
         if timesteps is None:
             t = torch.full((noise.shape[0],), self.timestep, device=noise.device, dtype=torch.long)
         else:

@@ -198,3 +198,55 @@ def test_a_conditional_gan_run_resumes_exactly(data_dir, init_model, tmp_path): 
     assert [r["step"] for r in resumed] == [1, 2, 3, 4]
     for key in ("loss", "discriminator"):
         assert [r[key] for r in resumed] == pytest.approx([r[key] for r in uninterrupted], rel=1e-4)
+
+
+def small_object_scene() -> tuple[torch.Tensor, torch.Tensor]:
+    """(canvas, target) 1 x 3 x 32 x 32: the target adds a 4 x 4 red object on blank paper."""
+    canvas = torch.full((1, 3, 32, 32), 0.9)
+    target = canvas.clone()
+    target[:, :, 4:8, 20:24] = torch.tensor([0.8, 0.1, 0.1]).view(1, 3, 1, 1)
+    return canvas, target
+
+
+def test_change_weight_makes_the_draw_that_painted_the_object_the_closest():
+    """Whole-image L1 picks a draw with no object but a clean canvas over one that painted the
+    object and speckled the rest a little; with change_weight the object decides."""
+    canvas, target = small_object_scene()
+    painted = target.clone()
+    painted[:, :, 16:, :] += 0.03  # the object, and faint speckle over half the canvas
+    empty = canvas.clone()  # nothing painted, kept canvas perfect
+    draws = torch.cat([empty, painted])  # draw 0 = empty, draw 1 = painted
+    plain = DiversityObjective(TrainConfig(reconstruction="l1", perceptual_weight=0.0,
+                                           diversity_samples=2))  # fmt: skip
+    weighted = DiversityObjective(TrainConfig(reconstruction="l1", perceptual_weight=0.0,
+                                              diversity_samples=2, change_weight=1.0))  # fmt: skip
+    regression = plain.per_sample(draws, target.repeat(2, 1, 1, 1), canvas.repeat(2, 1, 1, 1))
+    assert int(regression.argmin()) == 0  # without it the empty draw wins
+    regression = weighted.per_sample(draws, target.repeat(2, 1, 1, 1), canvas.repeat(2, 1, 1, 1))
+    assert int(regression.argmin()) == 1
+    _, parts = weighted(draws, target, canvas, torch.zeros(1, 4))
+    assert parts["best_of_k"] == pytest.approx(float(regression[1]))
+
+
+def test_k_draws_share_one_encoding_of_their_canvas(init_model):  # noqa: F811
+    """OneStepGenerator(draws=K) encodes each canvas once and repeats its latents and VAE skip
+    activations: the same paintings as encoding the canvas K times."""
+    from cofrida.train.objectives import OneStepGenerator, encode_captions
+
+    model = EditModel.from_pretrained(init_model)
+    model.add_skip_connections()
+    for conv in model.vae_skips.convs:  # non-zero skips, so that they matter
+        torch.nn.init.normal_(conv.weight, std=0.1)
+    generator = OneStepGenerator(model).eval()
+    torch.manual_seed(0)
+    partial = torch.rand(2, 3, 32, 32)
+    text = encode_captions(model, ["a red house", "a blue boat"], "cpu")
+    noise = torch.randn(6, 4, 4, 4)  # K = 3 draws of 2 canvases
+    hidden = text.hidden_states.repeat(3, 1, 1)
+    mask = None if text.mask is None else text.mask.repeat(3, 1)
+    with torch.no_grad():
+        shared = generator(partial, hidden, mask, noise, draws=3)
+        repeated = generator(partial.repeat(3, 1, 1, 1), hidden, mask, noise)
+    assert shared.shape == (6, 3, 32, 32)
+    torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
+    assert float((shared[0] - shared[2]).abs().max()) > 1e-3  # the draws do differ
