@@ -153,11 +153,17 @@ def paint(tab: TabState, progress=None):
 
 
 def follow(tab: TabState, progress=None):
-    """Stream the tab's painting job to the browser until it ends (nothing when none runs);
-    yields as `paint` does. A browser that goes away stops the stream, not the arm."""
+    """Stream the tab's painting job to the browser until it ends; yields as `paint` does.
+    A browser that goes away stops the stream, not the arm.
+
+    With no job, one frame that changes nothing: Gradio empties every output of a generator
+    that yields nothing, which wiped the canvas and status a page load had just shown (a new
+    tab or a reload while the arm is idle, e.g. after Undo).
+    """
     job = tab.job
     skip = gr.skip()
     if job is None:
+        yield skip, skip, skip, skip, skip, skip
         return
     while job.alive:
         job.thread.join(FRAME_SECONDS)

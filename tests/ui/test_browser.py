@@ -5,15 +5,17 @@ Along the way, what made people think their painting was lost: a mistake leaves 
 in place (the message is in the status bar, in sight of the buttons), the editor is usable
 right after a saved turn, new proposals clear the old target and plan, and a reload while the
 robot paints reattaches to the session and shows the painting going on, with the turn's
-proposals, target and plan drawn again.
+proposals, target and plan drawn again. After Undo, a second tab and a reload show the
+canvas as it is again (the person's) and the status bar; so does a fresh page.
 
-Screenshots (after the mistake, after the reload, after the robot's turn, and of a second tab)
-are kept under pytest's tmp dir and copied to ``test-artifacts/ui/`` in the checkout (the paths
-are printed).
+Screenshots (after the mistake, after the reload, after the robot's turn, of a second tab and
+of a reload after Undo) are kept under pytest's tmp dir and copied to ``test-artifacts/ui/``
+in the checkout (the paths are printed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -121,6 +123,28 @@ def no_error_badges(page) -> None:
     assert badges.count() == 0 or not any(b.is_visible() for b in badges.all())
 
 
+def reopened_view(page, shot: Path) -> tuple[str, np.ndarray | None]:
+    """What a tab that (re)opened the session shows once its page has loaded: (the status
+    bar's text, the canvas image's pixels or None when no canvas image is shown). Its
+    screenshot goes to `shot` and at once to ``test-artifacts/ui/`` (kept when a check fails).
+    """
+    # The load event fills the status bar and the canvas; what shows instead after the wait
+    # is what the caller checks.
+    with contextlib.suppress(sync_api.TimeoutError):
+        page.wait_for_function(
+            "() => document.querySelector('#status').innerText.trim() !== ''"
+            " && !!document.querySelector('#robot-canvas img')?.getAttribute('src')",
+            timeout=STEP_S * 1000,
+        )
+    page.wait_for_timeout(500)  # the image is swapped in
+    page.screenshot(path=str(shot))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / shot.name)
+    image = page.locator("#robot-canvas img")
+    shown = image.count() == 1 and image.is_visible() and image.get_attribute("src")
+    return page.inner_text("#status").strip(), pixels(image) if shown else None
+
+
 def draw(page, canvas, y: float = 0.55) -> None:
     """Drag a brush stroke across the editor, like a person with a mouse."""
     box = canvas.bounding_box()  # again each time: a late layout change moves it
@@ -145,6 +169,7 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         canvas = page.locator("#canvas-editor canvas").first
         canvas.wait_for()
         page.wait_for_timeout(1000)  # the layout settles (banner, brush, gallery)
+        wait_status(page, "Paint on the canvas")  # what to do first, in the status bar
         page.click("#done-drawing")
         wait_status(page, "nothing drawn yet")
         no_error_badges(page)
@@ -269,12 +294,27 @@ def test_a_person_and_the_sim_robot_paint_a_turn_in_the_browser(server, tmp_path
         assert page.locator("#replay img").count() == 0
         assert page.locator("#proposals img").count() == 0
         assert "UNDONE robot" in page.inner_text("#history")
+        undone = pixels(robot_canvas)  # the canvas the robot's turn started from, again
+        assert np.abs(undone - before).mean() < 10, "the person's canvas, as before the turn"
         second = tabs.new_page()  # a second tab of the same browser
         second.goto(server)
         second.locator("#canvas-editor canvas").first.wait_for()
-        second.wait_for_timeout(2000)
         shots.append(tmp_path / "ui_second_tab.png")
-        second.screenshot(path=str(shots[-1]))
+        status, shown = reopened_view(second, shots[-1])
+        assert "Welcome back" in status, f"the second tab's status bar says {status!r}"
+        assert shown is not None, "the second tab shows no canvas"
+        assert shown.shape == undone.shape
+        assert np.abs(shown - undone).mean() < 10, "the second tab shows the canvas as it is"
+        assert "UNDONE robot" in second.inner_text("#history")
+        # A plain reload of the first tab after Undo: it takes the session back, the same view.
+        page.reload()
+        page.locator("#canvas-editor canvas").first.wait_for()
+        shots.append(tmp_path / "ui_reload_after_undo.png")
+        status, shown = reopened_view(page, shots[-1])
+        assert "Welcome back" in status, f"after a reload the status bar says {status!r}"
+        assert shown is not None, "after a reload no canvas is shown"
+        assert shown.shape == undone.shape
+        assert np.abs(shown - undone).mean() < 10, "after a reload, the canvas as it is"
         browser.close()
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
