@@ -17,11 +17,14 @@ under ``--session-dir`` (default: ``sessions/`` in the user data directory).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import gradio as gr
 
@@ -36,6 +39,10 @@ from ui.state import AppConfig, SessionOpener, TabState
 
 __all__ = ["PASSWORD_ENV", "build_app", "is_loopback", "main", "parse_args", "serve"]
 IMAGE_HEIGHT = 320  # px, height of the output image boxes
+# Gradio copies what the browser uploads and downloads into its cache (GRADIO_TEMP_DIR; `main`
+# puts it in the server's temporary folder, removed when the server stops): every hour it
+# deletes the copies older than a day, for a server that runs for weeks. (frequency s, age s)
+GRADIO_CACHE_S = (3600, 86400)
 # The status line is a bar fixed to the bottom of the window: whatever button was pressed, its
 # message (and the progress of a long step) is in sight. History captions wrap, never cut off.
 CSS = """
@@ -167,7 +174,7 @@ def build_app(config: AppConfig, opener: SessionOpener | None = None) -> gr.Bloc
     preview.close()
     sim = config.simulated
 
-    with gr.Blocks(title="CoFRIDA co-painting") as app:
+    with gr.Blocks(title="CoFRIDA co-painting", delete_cache=GRADIO_CACHE_S) as app:
         tab = gr.State(lambda: TabState(opener), delete_callback=lambda t: t.close())
         # The browser remembers its session: a reload reopens it (and follows the painting).
         remembered = gr.BrowserState(
@@ -503,15 +510,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"cofrida ui: sessions in {config.session_dir}", file=sys.stderr, flush=True)
     ssl = (args.ssl_certfile, args.ssl_keyfile) if args.ssl_certfile else None
+    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio's cache goes with the server's folder
+        os.environ["GRADIO_TEMP_DIR"] = str(opener.temp_root() / "gradio")
     try:
-        serve(
-            config, args.host, args.port, (args.user, password) if password else None, opener,
-            ssl=ssl,
-        )  # fmt: skip
+        with stop_on_sigterm():
+            serve(
+                config, args.host, args.port, (args.user, password) if password else None,
+                opener, ssl=ssl,
+            )  # fmt: skip
     except OSError as e:  # the port is taken, a certificate cannot be read, ...
         print(f"cofrida ui: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # stopped while starting up (Gradio handles it once serving)
+        pass
+    finally:
+        opener.close()  # the tabs' temporary folders (downloads); the sessions stay
+    print("cofrida ui: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) stops the server like Ctrl-C: the server closes and
+    the process exits normally, running its clean-up (Python's default on SIGTERM is to die on
+    the spot, leaving the temporary folders behind). A handler someone else installed is kept;
+    off the main thread (where signals cannot be handled) this does nothing."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def serve(

@@ -9,6 +9,7 @@ new tab), and refuses while the tab holding it is planning or painting.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import sqlite3
 import tempfile
@@ -83,6 +84,18 @@ class AppConfig:
         return self.robot == "sim"
 
 
+# The servers' temporary folders not removed yet; the rest go when the interpreter exits (a
+# normal exit, Ctrl-C, or SIGTERM as `ui.app.main` handles it).
+_SCRATCH_ROOTS: set[Path] = set()
+
+
+@atexit.register
+def _remove_scratch_roots() -> None:
+    for root in list(_SCRATCH_ROOTS):
+        shutil.rmtree(root, ignore_errors=True)
+    _SCRATCH_ROOTS.clear()
+
+
 def _changed(folder: Path) -> float:
     """When the session in `folder` last changed (its database or write-ahead log)."""
     files = [folder / "session.sqlite", folder / "session.sqlite-wal"]
@@ -109,6 +122,34 @@ class SessionOpener:
         self._proposers: dict[str, object] = dict(proposers or {})
         self._holders: dict[Path, TabState | None] = {}  # open folder -> the tab holding it
         self._lock = threading.Lock()
+        self._scratch_root: Path | None = None
+
+    def temp_root(self) -> Path:
+        """The server's one temporary folder (``cofrida-ui-*`` in the system's temporary
+        folder, made on first use): every tab's downloads, and Gradio's cache of what the
+        browser uploads and downloads when `ui.app.main` puts it there.
+
+        It goes when the server stops (`close`, and at interpreter exit as a backstop), and
+        with it the folder of every tab the browser dropped without closing. It holds only
+        copies made for the browser: sessions live in `AppConfig.session_dir`.
+        """
+        with self._lock:
+            if self._scratch_root is None or not self._scratch_root.is_dir():
+                self._scratch_root = Path(tempfile.mkdtemp(prefix="cofrida-ui-"))
+                _SCRATCH_ROOTS.add(self._scratch_root)
+            return self._scratch_root
+
+    def scratch_dir(self) -> Path:
+        """A new temporary folder for one tab's downloads, inside `temp_root`."""
+        return Path(tempfile.mkdtemp(prefix="tab-", dir=self.temp_root()))
+
+    def close(self) -> None:
+        """Remove the server's temporary folder (every tab's downloads): the server stops."""
+        with self._lock:
+            root, self._scratch_root = self._scratch_root, None
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+            _SCRATCH_ROOTS.discard(root)
 
     @property
     def default_model(self) -> str:
@@ -294,7 +335,8 @@ class TabState:
         handed_over: name of the session another tab took over (reloading the page makes a
             new tab), else None.
         progress: (strokes done, strokes total) of the running execution.
-        scratch: a temporary folder for files the browser downloads (GIFs, exports).
+        scratch: a temporary folder for files the browser downloads (GIFs, exports), inside
+            the server's temporary folder.
     """
 
     def __init__(self, opener: SessionOpener) -> None:
@@ -340,10 +382,11 @@ class TabState:
 
     @property
     def scratch(self) -> Path:
-        """The tab's temporary folder, made on first use (most tabs never download anything,
-        and a tab the browser drops without closing must not leave a folder behind)."""
-        if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="cofrida-ui-"))
+        """The tab's temporary folder, made on first use (most tabs never download anything),
+        inside the server's (`SessionOpener.scratch_dir`): removed by `close`, or with the
+        server's folder when the server stops (a tab the browser dropped without closing)."""
+        if self._scratch is None or not self._scratch.is_dir():
+            self._scratch = self.opener.scratch_dir()
         return self._scratch
 
     def __deepcopy__(self, memo) -> TabState:

@@ -35,11 +35,14 @@ def small_config(tmp_path, **overrides) -> AppConfig:
 
 
 @pytest.fixture
-def opener(tmp_path) -> SessionOpener:
-    """A session opener with the stand-in proposer (no model import: fast)."""
-    return SessionOpener(
+def opener(tmp_path):
+    """A session opener with the stand-in proposer (no model import: fast); closed after the
+    test like a stopped server (its temporary folder goes)."""
+    made = SessionOpener(
         small_config(tmp_path), proposers={"acrylic": SceneProposer(Palette.preset("acrylic"))}
     )
+    yield made
+    made.close()
 
 
 @pytest.fixture

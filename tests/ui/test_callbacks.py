@@ -84,10 +84,15 @@ def test_a_tab_makes_its_temporary_folder_only_when_it_needs_one(opener, tmp_pat
     idle = TabState(opener)  # a page opened and left: nothing on disk
     idle.close()
     assert not list(tmp_path.glob("cofrida-ui-*"))
-    tab = TabState(opener)
+    tab, dropped = TabState(opener), TabState(opener)
     (tab.scratch / "replay.gif").write_bytes(b"GIF89a")  # what a download writes
-    assert [p.name for p in tmp_path.glob("cofrida-ui-*/*")] == ["replay.gif"]
+    (dropped.scratch / "plan.gif").write_bytes(b"GIF89a")
+    server_folders = list(tmp_path.glob("cofrida-ui-*"))  # one for the server, tabs inside
+    assert len(server_folders) == 1
+    assert sorted(p.name for p in server_folders[0].glob("*/*.gif")) == ["plan.gif", "replay.gif"]
     tab.close()
+    assert [p.name for p in server_folders[0].glob("*/*.gif")] == ["plan.gif"]
+    opener.close()  # the server stops; the browser never closed the other tab
     assert not list(tmp_path.glob("cofrida-ui-*"))
 
 
