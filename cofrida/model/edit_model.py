@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from cofrida.model import canvas_io, unet_io
+from cofrida.model.placement import check_strength, random_bump
 from cofrida.model.text_encoder import TextEmbeddings, TextEncoder
 from cofrida.model.vae_skips import VAESkips
 
@@ -94,6 +95,10 @@ class EditModelConfig:
         teacher_prediction_type: what ``teacher_unet`` predicts when it differs from the
             schedule's ``prediction_type`` (e.g. a v-prediction teacher beside an epsilon
             one-step UNet); None = the same.
+        placement_strength: one-step mode: each proposal's noise carries a Gaussian bump of
+            this height at a place drawn from its seed (`cofrida.model.placement`), where a
+            model trained with placement-coded noise paints the new things; 0 = plain noise
+            (bundles trained without it).
     """
 
     resolution: int = 512
@@ -109,8 +114,10 @@ class EditModelConfig:
     skip_connections: bool = False
     text_encoder_ref: str | None = None
     teacher_prediction_type: str | None = None
+    placement_strength: float = 0.0
 
     def __post_init__(self) -> None:
+        check_strength(self.placement_strength)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.sampler not in SAMPLERS:
@@ -278,7 +285,8 @@ class EditModel(nn.Module):
         decoded = []
         for batch_seeds in batches:
             generators = [torch.Generator().manual_seed(s) for s in batch_seeds]
-            noise = torch.cat([torch.randn(canvas_latents.shape, generator=g) for g in generators])
+            shape = canvas_latents.shape
+            noise = torch.cat([self._initial_noise(shape, g, mode) for g in generators])
             job = _Batch(
                 noise=noise.to(device, dtype),  # (B, 4, h/8, w/8) z_T
                 image_latents=canvas_latents.expand(len(batch_seeds), -1, -1, -1),
@@ -305,6 +313,15 @@ class EditModel(nn.Module):
             soft = canvas_io.feather_inside(mask, cfg.region_feather_px)  # (1, H, W)
             proposals = torch.where(mask > 0, image * (1 - soft) + proposals * soft, image)
         return canvas_io.to_output(proposals, kind)
+
+    def _initial_noise(self, shape, generator: torch.Generator, mode: str) -> torch.Tensor:
+        """(1, 4, h, w) z_T of one proposal: N(0, I), plus its placement bump in one-step mode
+        when the bundle was trained with placement-coded noise."""
+        noise = torch.randn(shape, generator=generator)
+        strength = self.config.placement_strength
+        if strength > 0 and mode == "one_step":
+            noise = noise + strength * random_bump(shape[-2], shape[-1], generator)[:, None]
+        return noise
 
     def _one_step(self, job: _Batch, steps: int, structure: int) -> torch.Tensor:
         """x0 in one UNet pass from z_T at the fixed timestep, or from the teacher's x_t."""

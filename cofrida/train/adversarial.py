@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cofrida.model.placement import training_bumps
 from cofrida.train.losses import EdgeStatsLoss
 
 KEEP_TOLERANCE = 0.04  # mean |target - canvas| over RGB (0..1) below which a pixel is kept
@@ -245,6 +246,7 @@ def uses_objective(config) -> bool:
         or config.diversity_weight > 0
         or config.keep_weight > 0
         or config.change_weight > 0
+        or config.placement_strength > 0
     )
 
 
@@ -273,6 +275,15 @@ def objective_step(objective: DiversityObjective, trainable, model, batch, text,
     b, _, h, w = batch["partial"].shape
     f = model.vae_scale_factor
     noise = torch.randn(k * b, 4, h // f, w // f, device=device)
+    if config.placement_strength > 0:
+        bumps = training_bumps(
+            change_mask(batch["full"], batch["partial"]),
+            h // f,
+            w // f,
+            config.placement_prob,
+            config.placement_distractor_prob,
+        )  # (B, h/f, w/f): every draw of a record gets its record's bump
+        noise = noise + config.placement_strength * bumps.repeat(k, 1, 1)[:, None]
     full, hidden, mask = repeat_draws(k, batch["full"], text.hidden_states, text.mask)
     t = None
     if config.finish_from_timestep:

@@ -96,6 +96,12 @@ class TrainConfig:
     # so in a whole-image mean it weighs next to nothing and the closest draw is chosen by
     # speckle in the kept canvas rather than by where it painted the object
     change_weight: float = 0.0
+    # placement-coded noise (cofrida.model.placement): one-step inputs carry a Gaussian bump of
+    # this height on the region the target changes, so the model learns to paint new things
+    # where its noise says; the final bundle proposes with a random bump per seed. 0 = off
+    placement_strength: float = 0.0
+    placement_prob: float = 0.8  # share of records whose bump sits on their change
+    placement_distractor_prob: float = 0.3  # share that also get a bump where nothing changes
     text_alignment_weight: float = 0.0  # -scorer(decoded, caption)
     scorer: str = ""  # scorer folder (SceneScorer or CLIP) for text alignment / perceptual
     # one-step: half the records start from their target noised to a timestep drawn from
@@ -141,6 +147,15 @@ class TrainConfig:
             (0 < self.diversity_target <= 1, "diversity_target must lie in (0, 1]"),
             (self.keep_weight >= 0, "keep_weight must be >= 0"),
             (self.change_weight >= 0, "change_weight must be >= 0"),
+            (0 <= self.placement_strength <= 10, "placement_strength must lie in [0, 10]"),
+            (
+                0 <= self.placement_prob <= 1 and 0 <= self.placement_distractor_prob <= 1,
+                "placement_prob and placement_distractor_prob must lie in [0, 1]",
+            ),
+            (
+                self.placement_strength == 0 or self.mode == "one_step",
+                "placement_strength is for one-step training",
+            ),
             (
                 self.perceptual != "scorer"
                 or (

@@ -292,6 +292,8 @@ def train(
         model.set_teacher(config.teacher, config.structure_steps)
         teacher, model.teacher_unet = model.teacher_unet, None
         model.config.structure_steps = 0
+    if config.placement_strength > 0:  # the bundle proposes with the noise it learned from
+        model.config.placement_strength = config.placement_strength
     params = _setup_trainable(model, config)
     if not params:
         raise ValueError("nothing to train: the model has no trainable parameters")
