@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from cofrida.model import canvas_io, unet_io
-from cofrida.model.placement import check_strength, random_bump
+from cofrida.model.placement import check_strength, random_bump, spread_centre
 from cofrida.model.text_encoder import TextEmbeddings, TextEncoder
 from cofrida.model.vae_skips import VAESkips
 
@@ -283,10 +283,15 @@ class EditModel(nn.Module):
         passes = 1 + structure if mode == "one_step" else steps
         progress = _Progress(len(batches) * passes, callback, should_stop)
         decoded = []
-        for batch_seeds in batches:
+        for b, batch_seeds in enumerate(batches):
             generators = [torch.Generator().manual_seed(s) for s in batch_seeds]
-            shape = canvas_latents.shape
-            noise = torch.cat([self._initial_noise(shape, g, mode) for g in generators])
+            shape, first = canvas_latents.shape, b * cfg.max_batch
+            noise = torch.cat(
+                [
+                    self._initial_noise(shape, g, mode, spread_centre(seed, first + i))
+                    for i, g in enumerate(generators)
+                ]
+            )
             job = _Batch(
                 noise=noise.to(device, dtype),  # (B, 4, h/8, w/8) z_T
                 image_latents=canvas_latents.expand(len(batch_seeds), -1, -1, -1),
@@ -314,13 +319,17 @@ class EditModel(nn.Module):
             proposals = torch.where(mask > 0, image * (1 - soft) + proposals * soft, image)
         return canvas_io.to_output(proposals, kind)
 
-    def _initial_noise(self, shape, generator: torch.Generator, mode: str) -> torch.Tensor:
-        """(1, 4, h, w) z_T of one proposal: N(0, I), plus its placement bump in one-step mode
-        when the bundle was trained with placement-coded noise."""
+    def _initial_noise(
+        self, shape, generator: torch.Generator, mode: str, centre: tuple[float, float]
+    ) -> torch.Tensor:
+        """(1, 4, h, w) z_T of one proposal: N(0, I), plus its placement bump at ``centre``
+        (fractions of the grid) in one-step mode when the bundle was trained with
+        placement-coded noise."""
         noise = torch.randn(shape, generator=generator)
         strength = self.config.placement_strength
         if strength > 0 and mode == "one_step":
-            noise = noise + strength * random_bump(shape[-2], shape[-1], generator)[:, None]
+            bump = random_bump(shape[-2], shape[-1], generator, centre=centre)
+            noise = noise + strength * bump[:, None]
         return noise
 
     def _one_step(self, job: _Batch, steps: int, structure: int) -> torch.Tensor:

@@ -13,9 +13,10 @@ with ``bump`` a Gaussian of peak 1 on the latent grid, added to all 4 channels.
   deterministic and plain regression learns to paint the new thing *there*, crisp; some records
   also get a distractor bump where nothing changes (the model must not paint at every bump: a
   house bump in the sky is ignored), and some get no bump (the model keeps a fallback).
-* **Proposing** (`random_bump`): each proposal draws its bump from its own seed, uniformly over
-  the canvas with a random size, so n proposals put the new things in n places, and a bump
-  where the thing does not belong is (learned to be) ignored.
+* **Proposing** (`random_bump` at `spread_centre`): proposal i of a call gets its bump at the
+  i-th point of a shifted Halton sequence (any n proposals spread over the canvas; the shift
+  comes from the call's seed) with a size from its own seed, so n proposals put the new things
+  in n places, and a bump where the thing does not belong is (learned to be) ignored.
 
 Sizes are fractions of the latent grid's shorter side (`SIGMA_RANGE`); centres in latent px.
 """
@@ -46,15 +47,44 @@ def _uniform(n: int, lo: float, hi: float, generator=None, device=None) -> torch
     return lo + (hi - lo) * torch.rand(n, generator=generator, device=device)
 
 
-def random_bump(h: int, w: int, generator: torch.Generator | None = None, n: int = 1):
-    """(n, h, w) bumps at uniform random centres with a random sigma in `SIGMA_RANGE`.
+def random_bump(
+    h: int,
+    w: int,
+    generator: torch.Generator | None = None,
+    n: int = 1,
+    centre: tuple[float, float] | None = None,
+):
+    """(n, h, w) bumps with a random sigma in `sigma_range`, at uniform random centres or at
+    ``centre`` = (y, x) as fractions of the grid (0..1).
 
-    Drawn from ``generator`` (a proposal's own), so a proposal's place is a function of its seed.
+    Drawn from ``generator`` (a proposal's own), so a proposal's bump is a function of its seed.
     """
     cy = _uniform(n, 0, h - 1, generator)
     cx = _uniform(n, 0, w - 1, generator)
     sigma = _uniform(n, *sigma_range(min(h, w)), generator)
+    if centre is not None:
+        cy, cx = torch.full((n,), centre[0] * (h - 1)), torch.full((n,), centre[1] * (w - 1))
     return bump(h, w, cy, cx, sigma)
+
+
+def _radical_inverse(i: int, base: int) -> float:
+    out, f = 0.0, 1.0 / base
+    while i > 0:
+        i, digit = divmod(i, base)
+        out += digit * f
+        f /= base
+    return out
+
+
+def spread_centre(seed: int, index: int) -> tuple[float, float]:
+    """(y, x) in 0..1 of proposal ``index`` of a call with ``seed``: the Halton (2, 3) point
+    index + 1, shifted by a per-call random offset (mod 1). Any n proposals of one call spread
+    over the canvas (uniform random centres often put two in one place), each is a function of
+    (seed, index) only, and over many seeds every place is equally likely."""
+    shift = torch.rand(2, generator=torch.Generator().manual_seed(int(seed)))
+    y = (_radical_inverse(index + 1, 2) + float(shift[0])) % 1.0
+    x = (_radical_inverse(index + 1, 3) + float(shift[1])) % 1.0
+    return y, x
 
 
 def change_bumps(change: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:

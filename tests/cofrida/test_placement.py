@@ -114,3 +114,21 @@ def test_a_bundle_proposes_with_the_noise_it_was_trained_with(tmp_path):
                               placement_strength=-1.0)  # fmt: skip
     with pytest.raises(ValueError, match="placement_strength"):
         TrainConfig(placement_strength=1.0, mode="multi_step")
+
+
+def test_the_proposals_of_one_call_spread_over_the_canvas():
+    """Four proposals' bump centres never bunch up (uniform draws often do), each is a function
+    of (seed, index) only, and over many calls the centres cover the canvas evenly."""
+    from cofrida.model.placement import spread_centre
+
+    def closest(points) -> float:
+        return min(math.dist(p, q) for i, p in enumerate(points) for q in points[i + 1 :])
+
+    spread = [closest([spread_centre(s, i) for i in range(4)]) for s in range(200)]
+    g = torch.Generator().manual_seed(0)
+    uniform = [closest(torch.rand(4, 2, generator=g).tolist()) for _ in range(200)]
+    assert min(spread) > 0.15  # (a torus distance would be larger still)
+    assert sorted(uniform)[20] < 0.15  # one uniform call in ten has two within 0.15
+    assert spread_centre(3, 2) == spread_centre(3, 2) and spread_centre(3, 2) != spread_centre(4, 2)
+    ys = torch.tensor([spread_centre(s, 0)[0] for s in range(400)])
+    assert 0.4 < float((ys < 0.5).float().mean()) < 0.6  # no place is favoured
