@@ -196,18 +196,6 @@ def _validate(
     model.unet.train(was_training)
 
 
-def _leave_process_group(accelerator) -> None:
-    """Several processes: wait for all, then tear the process group down while all are alive.
-
-    Left to interpreter exit, a gloo process group is destroyed after the first process has
-    gone, and a survivor can wait forever in its destructor (seen: rank 1 stuck joining a
-    gloo thread in ~ProcessGroupGloo after rank 0 had written final/ and exited).
-    """
-    if accelerator.num_processes > 1 and torch.distributed.is_initialized():
-        accelerator.wait_for_everyone()
-        torch.distributed.destroy_process_group()
-
-
 def _truncate_log(log_path: Path, step: int) -> None:
     """Drop log lines after ``step`` (a resumed run re-does them, so none is repeated)."""
     if not log_path.is_file():
@@ -471,7 +459,6 @@ def train(
                 model.to(torch.float32)  # the bundle in float32, as any other
             model.save_pretrained(final)  # the same modules the wrapped ones hold
     accelerator.end_training()
-    _leave_process_group(accelerator)
     loss = None if math.isnan(last_loss) else last_loss  # None: no step ran (valid JSON)
     return {"step": step, "final": None if final is None else str(final), "loss": loss,
             "stopped": stopped}  # fmt: skip
