@@ -96,7 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``cofrida train``; returns the exit code (2 for bad arguments or data)."""
+    """Run ``cofrida train``; returns the exit code (2 for bad arguments or data).
+
+    A process of a multi-process run exits here instead of returning (`exit_worker`).
+    """
+    from cofrida.train.world import exit_worker
+
+    return exit_worker(_run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
     args = vars(build_parser().parse_args(argv))
     resume = args.pop("resume")
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,13 +57,21 @@ def _train_args(data, model, out, steps: int, *more: str) -> list[str]:
     ]  # fmt: skip
 
 
-# A run here takes 10-20 s; one full-suite run saw the 4-step run hang (one worker left waiting;
-# not reproduced in 8 runs alone), so a hang fails within 4 minutes, not 10.
+# A run here takes 10-20 s, so a hang fails within 4 minutes; torchrun and its workers run in
+# their own process group, killed whole on a timeout (a hung worker must not outlive the test).
 def torchrun(args: list[str], env: dict) -> subprocess.CompletedProcess:
     cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port())]
-    return subprocess.run(
-        cmd + args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240
-    )
+    proc = subprocess.Popen(
+        cmd + args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"torchrun did not end within 240 s; stderr tail:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def log_of(out: Path) -> list[dict]:
