@@ -3,16 +3,17 @@
 Example:
     cofrida demo --out out/demo
     cofrida demo --quick --strokes 30 --out /tmp/demo   # a smoke test in a few seconds
+    cofrida demo --model out/objects/final --out out/demo-new   # a bundle you trained
 
 A scripted person and the simulated robot take turns on one canvas. Each person's turn draws a
 few marker strokes from a built-in sketch (a horizon, a sun outline, a path); each robot turn
 is the real `cofrida.Session` loop: capture the sim arm's canvas, proposals for a prompt from
-the best model available (the trained edit-model bundle, or the scene stand-in until it is
-built), the first proposal chosen, a co-painting plan (additions only: the person's marks are
-protected), the sim arm painting it stroke by stroke with the physical brush, every step
-persisted. It writes the session (``session/``: SQLite + images), its export (``images/``,
-``timelapse.gif``, ``final.png``, ``session.json``) and ``summary.json`` under ``--out``,
-prints the folder, and prints the summary as JSON last.
+the best model available (the shipped edit-model bundle, or the scene stand-in until it is
+built; ``--model`` names another bundle), the first proposal chosen, a co-painting plan
+(additions only: the person's marks are protected), the sim arm painting it stroke by stroke
+with the physical brush, every step persisted. It writes the session (``session/``: SQLite +
+images), its export (``images/``, ``timelapse.gif``, ``final.png``, ``session.json``) and
+``summary.json`` under ``--out``, prints the folder, and prints the summary as JSON last.
 
 A session is never deleted: an ``--out`` that already holds one is refused (continue it with
 ``cofrida session resume OUT/session``, export it with ``cofrida session export``, or choose
@@ -34,9 +35,12 @@ from cofrida.commands._output import prepare_output_dir, write_error_message
 from cofrida.session import SessionConfig, open_sim_session
 from cofrida.session.images import read_png
 from cofrida.session.lock import SessionInUse
+from cofrida.session.proposers import default_proposer
 from planner import PlannerConfig
 from sim import BrushPath
+from sim.palette import Palette
 
+PALETTE = "acrylic"  # the sim robot's paints
 DEMO_COARSE_STEPS = 100  # planner steps at 128 px per robot turn (the planner default is 200)
 PROMPTS = (
     "a sunny meadow with a red house",
@@ -81,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proposals", type=int, default=4, help="proposals per prompt (1-8)")
     parser.add_argument("--seed", type=int, default=0, help="seed (>= 0)")
     parser.add_argument("--quick", action="store_true", help="few planner steps (tests)")
+    parser.add_argument(
+        "--model", default=None, help="edit-model bundle folder or hub id (default: shipped)"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.strokes <= 2000:
         parser.error("--strokes must be >= 1 (and at most 2000)")
@@ -101,9 +108,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    proposer = None  # the shipped bundle, loaded by the session
+    if args.model is not None:
+        try:
+            proposer = default_proposer(Palette.preset(PALETTE), args.model)
+        except (OSError, ValueError) as e:
+            print(f"cofrida demo: --model {args.model}: {e}", file=sys.stderr)
+            return 2
     try:
         prepare_output_dir(args.out)
-        return _run(args, folder)
+        return _run(args, folder, proposer)
     except SessionInUse as e:
         print(f"cofrida demo: {e}", file=sys.stderr)
         return 2
@@ -115,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _run(args: argparse.Namespace, folder: Path) -> int:
+def _run(args: argparse.Namespace, folder: Path, proposer) -> int:
     start = time.perf_counter()
     torch.manual_seed(args.seed)
 
@@ -129,6 +143,8 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
         folder,
         SessionConfig(strokes=args.strokes, proposals=args.proposals, seed=args.seed),
         planner_config,
+        palette=PALETTE,
+        proposer=proposer,
     )
     try:
         print(f"session: {folder}  model: {session.model_name}", file=sys.stderr, flush=True)

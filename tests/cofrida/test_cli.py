@@ -51,6 +51,28 @@ def test_demo_runs_a_copainting_session_via_python_m(tmp_path):
         assert gif.n_frames >= 6
 
 
+def test_demo_paints_with_the_bundle_named_by_model(tmp_path, capsys):
+    from cofrida.model import tiny
+
+    bundle = tmp_path / "my-bundle"
+    tiny.build_edit_model("tiny_clip", resolution=32, vae_blocks=(8, 8, 16, 16)).save_pretrained(
+        bundle
+    )
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--quick", "--turns", "1", "--strokes", "4",
+            "--proposals", "1", "--model", str(bundle)]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["model"] == str(bundle) and summary["robot_turns"] == 1
+    record = json.loads((out / "session.json").read_text())
+    assert str(bundle) in json.dumps(record)  # the session says which model proposed
+
+    missing = tmp_path / "no-such-bundle"
+    assert main(["demo", "--out", str(tmp_path / "other"), "--model", str(missing)]) == 2
+    assert f"--model {missing}" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()  # refused before anything was written
+
+
 def test_demo_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--strokes", "0"])
