@@ -345,8 +345,7 @@ class EditModel(nn.Module):
         pred = self.unet(
             torch.cat([x_t, job.image_latents], dim=1),  # (B, 8, h, w)
             t,
-            encoder_hidden_states=cond.hidden_states.to(x_t.dtype),
-            encoder_attention_mask=cond.mask,
+            **unet_io.text_inputs(self.unet, cond, x_t.dtype),
         ).sample
         job.progress.after_pass()
         return self.predicted_x0(pred, x_t, timestep)
@@ -402,7 +401,6 @@ class EditModel(nn.Module):
         image_3 = torch.cat([job.image_latents, job.image_latents, zero])  # (3B, 4, h, w)
         uncond = job.uncond.repeat(batch)
         embeds = TextEmbeddings.cat([job.text.repeat(batch), uncond, uncond])  # (3B, T, D)
-        hidden = embeds.hidden_states.to(latents.dtype)
         extra = {"generator": job.generators} if "generator" in _step_args(sampler) else {}
         for i, t in enumerate(sampler.timesteps):
             if i == stop_after:
@@ -412,8 +410,7 @@ class EditModel(nn.Module):
             eps = unet(
                 torch.cat([scaled, image_3], dim=1),
                 t,
-                encoder_hidden_states=hidden,
-                encoder_attention_mask=embeds.mask,
+                **unet_io.text_inputs(unet, embeds, latents.dtype),
             ).sample
             e_full, e_image, e_uncond = eps.chunk(3)
             eps = (
@@ -533,6 +530,11 @@ class EditModel(nn.Module):
         Only the adapters stay trainable; `save_pretrained` writes them to ``unet_lora/``.
         """
         unet_io.add_lora(self.unet, rank=rank, alpha=alpha, conv=conv)
+
+    def add_pooled_text(self) -> None:
+        """Add the zero-initialised path from the pooled prompt to the UNet's time embedding
+        (`unet_io.add_pooled_text`); saved bundles keep it in the UNet's config."""
+        unet_io.add_pooled_text(self.unet, self.text_encoder.hidden_size)
 
     def add_skip_connections(self, gamma: float = 1.0) -> None:
         """Add zero-initialised VAE encoder->decoder skips (see `vae_skips`) for one-step use."""
@@ -764,6 +766,10 @@ class _AdaptersOff(nn.Module):
     def __init__(self, unet) -> None:
         super().__init__()
         self.unet = unet
+
+    @property
+    def config(self):
+        return self.unet.config
 
     def forward(self, *args, **kwargs):
         self.unet.disable_adapters()

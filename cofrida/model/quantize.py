@@ -46,8 +46,7 @@ def seconds_per_pass(model, mode: str | None = None) -> float:
     model.unet(
         latents.to(dtype),
         t,
-        encoder_hidden_states=text.hidden_states.repeat(batch, 1, 1).to(device, dtype),
-        encoder_attention_mask=None if text.mask is None else text.mask.repeat(batch, 1),
+        **unet_io.text_inputs(model.unet, text.repeat(batch), dtype),
     )
     return time.perf_counter() - start
 

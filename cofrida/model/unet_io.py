@@ -50,6 +50,55 @@ def extend_conv_in(unet, in_channels: int = 8):
     return unet
 
 
+def add_pooled_text(unet, dim: int):
+    """Give the UNet a zero-initialised path from the pooled prompt vector to its time embedding.
+
+    diffusers' ``class_embed_type="projection"``: a `TimestepEmbedding` (linear, SiLU, linear)
+    maps the (B, ``dim``) pooled prompt to the time-embedding width and adds it to the timestep
+    embedding, so every ResNet block of every resolution sees the prompt (cross-attention only
+    reaches the attention blocks). The last linear starts at zero, so the converted UNet
+    computes exactly what it did before until training teaches it to use the prompt. Returns
+    the same UNet (modified in place, config updated); a no-op when it has the path already.
+    """
+    from diffusers.models.embeddings import TimestepEmbedding
+
+    if uses_pooled_text(unet):
+        return unet
+    if unet.config.class_embed_type is not None or unet.config.num_class_embeds is not None:
+        raise ValueError(
+            f"the UNet has a class embedding already ({unet.config.class_embed_type!r}); "
+            "a pooled-text path would replace it"
+        )
+    width = unet.time_embedding.linear_2.out_features
+    ref = unet.time_embedding.linear_2.weight
+    embedding = TimestepEmbedding(dim, width).to(ref.device, ref.dtype)
+    with torch.no_grad():
+        embedding.linear_2.weight.zero_()
+        embedding.linear_2.bias.zero_()
+    unet.class_embedding = embedding
+    unet.register_to_config(
+        class_embed_type="projection", projection_class_embeddings_input_dim=dim
+    )
+    return unet
+
+
+def uses_pooled_text(unet) -> bool:
+    """Whether the UNet takes the pooled prompt as ``class_labels`` (`add_pooled_text`)."""
+    return getattr(unet.config, "class_embed_type", None) == "projection"
+
+
+def text_inputs(unet, text, dtype: torch.dtype) -> dict:
+    """The UNet's keyword inputs for `TextEmbeddings` ``text``: per-token states and mask, and
+    the pooled vector when the UNet has the pooled-text path."""
+    inputs = {
+        "encoder_hidden_states": text.hidden_states.to(dtype),
+        "encoder_attention_mask": text.mask,
+    }
+    if uses_pooled_text(unet):
+        inputs["class_labels"] = text.pooled.to(dtype)
+    return inputs
+
+
 def unquantized_floats(unet) -> dict[str, torch.Tensor]:
     """Float parameters and buffers outside the quantized layers, by state-dict name."""
     import kernels

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cofrida.model.placement import training_bumps
+from cofrida.model.text_encoder import TextEmbeddings
 from cofrida.train.losses import EdgeStatsLoss
 
 KEEP_TOLERANCE = 0.04  # mean |target - canvas| over RGB (0..1) below which a pixel is kept
@@ -284,11 +285,13 @@ def objective_step(objective: DiversityObjective, trainable, model, batch, text,
             config.placement_distractor_prob,
         )  # (B, h/f, w/f): every draw of a record gets its record's bump
         noise = noise + config.placement_strength * bumps.repeat(k, 1, 1)[:, None]
-    full, hidden, mask = repeat_draws(k, batch["full"], text.hidden_states, text.mask)
+    full, hidden, pooled, mask = repeat_draws(
+        k, batch["full"], text.hidden_states, text.pooled, text.mask
+    )
     t = None
     if config.finish_from_timestep:
         noise, t = finish_inputs(model, full, noise, config.finish_from_timestep)
-    pred = trainable(batch["partial"], hidden, mask, noise, t, draws=k)
+    pred = trainable(batch["partial"], TextEmbeddings(hidden, pooled, mask), noise, t, draws=k)
     loss, parts = objective(pred, batch["full"], batch["partial"], text.pooled, batch["caption"])
     return pred, loss, parts
 

@@ -41,6 +41,9 @@ class TrainConfig:
     finetune: str = "full"  # full UNet | lora (peft adapters only)
     lora_rank: int = 8  # LoRA rank r (alpha = r)
     lora_conv: bool = False  # LoRA also on the resnet convolutions
+    # the pooled prompt also reaches every ResNet block, through the time embedding (added
+    # zero-initialised when the initial model lacks it; `EditModel.add_pooled_text`)
+    pooled_text: bool = False
     skip_connections: bool = False  # one-step: train VAE encoder->decoder skips (pix2pix-Turbo)
     train_decoder: bool = False  # one-step: also train the VAE decoder (needed from scratch)
     gradient_checkpointing: bool = False  # trade ~30% compute for activation memory

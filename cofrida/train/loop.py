@@ -109,6 +109,8 @@ def _setup_trainable(model, config: TrainConfig) -> list[torch.nn.Parameter]:
 
     model.vae.requires_grad_(False)
     model.text_encoder.requires_grad_(False)
+    if config.pooled_text:
+        model.add_pooled_text()
     if config.finetune == "lora":
         if unet_io.has_lora(model.unet):
             model.unet.requires_grad_(False)
@@ -119,6 +121,8 @@ def _setup_trainable(model, config: TrainConfig) -> list[torch.nn.Parameter]:
         # the first layer trains in full (pix2pix-Turbo): the canvas channels a text-to-image
         # UNet gets start at zero, and frozen they would keep the canvas unseen for good
         model.unet.conv_in.requires_grad_(True)
+        if unet_io.uses_pooled_text(model.unet):  # new, not part of the base model
+            model.unet.class_embedding.requires_grad_(True)
     else:
         model.unet.requires_grad_(True)
     if config.skip_connections and config.mode == "one_step":
@@ -374,7 +378,7 @@ def train(
                             noise, t = finish_inputs(
                                 model, batch["full"], noise, config.finish_from_timestep
                             )
-                        pred = trainable(batch["partial"], text.hidden_states, text.mask, noise, t)
+                        pred = trainable(batch["partial"], text, noise, t)
                         loss, parts = losses(pred, batch["full"], batch["caption"])
                     else:
                         loss, parts = multi_step_loss(

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cofrida.model.text_encoder import TextEmbeddings
+from cofrida.model.unet_io import text_inputs
 from cofrida.train.config import TrainConfig
 from cofrida.train.losses import (
     EdgeStatsLoss,
@@ -43,8 +44,7 @@ class OneStepGenerator(nn.Module):
     def forward(
         self,
         partial: torch.Tensor,
-        hidden: torch.Tensor,
-        mask,
+        text: TextEmbeddings,
         noise: torch.Tensor,
         timesteps: torch.Tensor | None = None,
         draws: int = 1,
@@ -53,7 +53,7 @@ class OneStepGenerator(nn.Module):
 
         Args:
             partial: the canvases.
-            hidden, mask: the prompts' `TextEmbeddings` hidden states and mask, (K*B, ...).
+            text: the prompts' `TextEmbeddings`, (K*B, ...).
             noise: (K*B, 4, h, w) latents to finish: z_T, or x_t at ``timesteps``.
             timesteps: (K*B,) timesteps of ``noise``; None = the model's fixed one-step timestep.
             draws: K, proposals per canvas (draw k of canvas i at row k * B + i): each canvas
@@ -79,8 +79,7 @@ class OneStepGenerator(nn.Module):
         pred = self.unet(
             torch.cat([noise, canvas.to(noise.dtype)], dim=1),  # (B, 8, h, w)
             t,
-            encoder_hidden_states=hidden.to(noise.dtype),
-            encoder_attention_mask=mask,
+            **text_inputs(self.unet, text, noise.dtype),
         ).sample
         x0 = self._x0(pred, noise, t)
         if skips is not None:
@@ -143,13 +142,12 @@ class MultiStepDenoiser(nn.Module):
         super().__init__()
         self.unet = model.unet
 
-    def forward(self, noisy, canvas, t, hidden, mask) -> torch.Tensor:
+    def forward(self, noisy, canvas, t, text: TextEmbeddings) -> torch.Tensor:
         """Noisy latents, canvas latents (B, 4, h, w), timesteps (B,) -> prediction (B, 4, h, w)."""
         return self.unet(
             torch.cat([noisy, canvas], dim=1),  # (B, 8, h, w)
             t,
-            encoder_hidden_states=hidden.to(noisy.dtype),
-            encoder_attention_mask=mask,
+            **text_inputs(self.unet, text, noisy.dtype),
         ).sample
 
 
@@ -239,12 +237,13 @@ def multi_step_loss(
     # conditioning dropout for classifier-free guidance on text and image separately
     drop_text, drop_image = dropout_masks(b, config, latents.device)
     hidden = torch.where(drop_text[:, None, None], uncond.hidden_states, text.hidden_states)
+    pooled = torch.where(drop_text[:, None], uncond.pooled, text.pooled)
     mask = None
     if text.mask is not None:
         mask = torch.where(drop_text[:, None], uncond.mask, text.mask)
     canvas = canvas * (~drop_image).to(canvas.dtype)[:, None, None, None]
 
-    pred = denoiser(noisy, canvas, t, hidden, mask)
+    pred = denoiser(noisy, canvas, t, TextEmbeddings(hidden, pooled, mask))
     loss = F.mse_loss(pred.float(), target.float())
     return loss, {
         "diffusion": float(loss.detach()),

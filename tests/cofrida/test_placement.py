@@ -75,7 +75,7 @@ def test_training_noise_carries_the_bump_where_the_target_changes():
     text = SimpleNamespace(hidden_states=torch.zeros(1, 2, 4), mask=None, pooled=torch.zeros(1, 4))
     seen = []
 
-    def trainable(partial, hidden, mask, noise, t, draws=1):
+    def trainable(partial, text, noise, t, draws=1):
         seen.append(noise.clone())
         return partial.repeat(draws, 1, 1, 1)
 

@@ -231,6 +231,7 @@ def test_change_weight_makes_the_draw_that_painted_the_object_the_closest():
 def test_k_draws_share_one_encoding_of_their_canvas(init_model):  # noqa: F811
     """OneStepGenerator(draws=K) encodes each canvas once and repeats its latents and VAE skip
     activations: the same paintings as encoding the canvas K times."""
+    from cofrida.model.text_encoder import TextEmbeddings
     from cofrida.train.objectives import OneStepGenerator, encode_captions
 
     model = EditModel.from_pretrained(init_model)
@@ -242,11 +243,11 @@ def test_k_draws_share_one_encoding_of_their_canvas(init_model):  # noqa: F811
     partial = torch.rand(2, 3, 32, 32)
     text = encode_captions(model, ["a red house", "a blue boat"], "cpu")
     noise = torch.randn(6, 4, 4, 4)  # K = 3 draws of 2 canvases
-    hidden = text.hidden_states.repeat(3, 1, 1)
     mask = None if text.mask is None else text.mask.repeat(3, 1)
+    text = TextEmbeddings(text.hidden_states.repeat(3, 1, 1), text.pooled.repeat(3, 1), mask)
     with torch.no_grad():
-        shared = generator(partial, hidden, mask, noise, draws=3)
-        repeated = generator(partial.repeat(3, 1, 1, 1), hidden, mask, noise)
+        shared = generator(partial, text, noise, draws=3)
+        repeated = generator(partial.repeat(3, 1, 1, 1), text, noise)
     assert shared.shape == (6, 3, 32, 32)
     torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
     assert float((shared[0] - shared[2]).abs().max()) > 1e-3  # the draws do differ
