@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +28,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_ui(args: list[str], log_path: Path, env: dict, startup_s: float = 120):
+    """`python -m cofrida ui --port P *args` in its own process, output to `log_path`, with
+    `env` over this process' environment (a None value unsets); waits until its page answers
+    (the server imports torch and gradio: slow on a busy machine).
+
+    Returns (process, URL). Fails the test, with the server's log, when the process exits or
+    does not answer within `startup_s` (and kills it then).
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "cofrida", "ui", "--port", str(port), *args]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **env}
+    env = {k: v for k, v in env.items() if v is not None}  # None: unset
+    with open(log_path, "w") as log:  # the child keeps its own handle
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + startup_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"cofrida ui exited: {log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"cofrida ui did not start in {startup_s} s: {log_path.read_text()}")
+        time.sleep(0.25)
 
 
 def small_config(tmp_path, **overrides) -> AppConfig:

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import shutil
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.ui.conftest import free_port
+from tests.ui.conftest import start_ui
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless Chromium as ../shared/ENVIRONMENT.md says works here.
@@ -55,30 +52,10 @@ if not CHROMIUM.exists():
 @pytest.fixture
 def server(tmp_path):
     """`cofrida ui` on a free loopback port with small, quick settings; yields its URL."""
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
-    cmd = [
-        sys.executable, "-m", "cofrida", "ui", "--port", str(port), "--quick",
-        "--strokes", "20", "--proposals", "2", "--canvas-px", "128", "--speed", "8",
-        "--session-dir", str(tmp_path / "sessions"),
-    ]  # fmt: skip
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
+    args = ["--quick", "--strokes", "20", "--proposals", "2", "--canvas-px", "128",
+            "--speed", "8", "--session-dir", str(tmp_path / "sessions")]  # fmt: skip
+    proc, url = start_ui(args, tmp_path / "server.log", {}, STARTUP_S)
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"cofrida ui exited: {(tmp_path / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"cofrida ui did not start in {STARTUP_S} s")
-            time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
@@ -87,7 +64,6 @@ def server(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 def pixels(locator) -> np.ndarray:

@@ -9,51 +9,25 @@ the page's buttons do (upload a canvas, export the session), and never closes th
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 from PIL import Image
 
-from tests.ui.conftest import free_port
+from tests.ui.conftest import start_ui
 
 gradio_client = pytest.importorskip("gradio_client", reason="comes with the 'ui' extra")
 
-STARTUP_S = 120  # s: the server imports torch and gradio on a busy machine
 STOP_S = 30  # s: the longest wait for the stopped server to exit
 
 
 def start_server(tmp_path, temp_dir):
     """`cofrida ui` (stand-in proposer, quick planner) with TMPDIR=`temp_dir`; (process, URL)."""
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "cofrida", "ui", "--port", str(port), "--quick",
-        "--model", "scene-stand-in", "--canvas-px", "128",
-        "--session-dir", str(tmp_path / "sessions"),
-    ]  # fmt: skip
-    env = {**os.environ, "TMPDIR": str(temp_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("GRADIO_TEMP_DIR", None)  # Gradio's cache in TMPDIR too
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed by the caller's process end)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"cofrida ui exited: {(tmp_path / 'server.log').read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"cofrida ui did not start in {STARTUP_S} s")
-        time.sleep(0.25)
+    args = ["--quick", "--model", "scene-stand-in", "--canvas-px", "128",
+            "--session-dir", str(tmp_path / "sessions")]  # fmt: skip
+    env = {"TMPDIR": str(temp_dir), "GRADIO_TEMP_DIR": None}  # Gradio's cache in TMPDIR too
+    return start_ui(args, tmp_path / "server.log", env)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
