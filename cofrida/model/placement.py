@@ -9,8 +9,9 @@ input stops mattering. Here the noise carries a place: the one-step input is
 with ``bump`` a Gaussian of peak 1 on the latent grid, added to all 4 channels.
 
 * **Training** (`training_bumps`): for most records the bump sits on the region the target
-  changes (its centroid, its spread as sigma), so given the bump the target is nearly
-  deterministic and plain regression learns to paint the new thing *there*, crisp; some records
+  changes (an object's centroid, or a point of a wide change; its spread as sigma), so given
+  the bump the target is nearly deterministic and plain regression learns to paint the new
+  thing *there*, crisp; some records
   also get a distractor bump where nothing changes (the model must not paint at every bump: a
   house bump in the sky is ignored), and some get no bump (the model keeps a fallback).
 * **Proposing** (`random_bump` at `spread_centre`): proposal i of a call gets its bump at the
@@ -90,13 +91,19 @@ def spread_centre(seed: int, index: int) -> tuple[float, float]:
 def change_bumps(change: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Bumps on the regions the targets change.
 
+    A compact change (spread within twice the largest bump sigma: an object) gets its bump at
+    its centroid. A wide one (a blank or sparse canvas the target paints all over, or scattered
+    strokes) gets it at a point drawn from the region (global torch RNG): its centroid says
+    nothing (it may even lie where nothing changes), and a proposal's bump on such a canvas can
+    fall anywhere, so the model must learn to paint the whole change whatever the bump's place.
+
     Args:
         change: (B, 1, S, S') float/bool, 1 where the target changes the canvas.
         h, w: the latent grid.
 
     Returns:
-        ((B, h, w) bumps at each record's change centroid with sigma its spread, clamped to
-        `sigma_range`; (B,) bool, True where the record changes anything).
+        ((B, h, w) bumps with sigma each change's spread, clamped to `sigma_range`; (B,) bool,
+        True where the record changes anything).
     """
     b, _, sh, sw = change.shape
     m = change.float().view(b, sh, sw)
@@ -110,8 +117,14 @@ def change_bumps(change: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, to
     cx = (wx * xs).sum(1) / a
     vy = (wy * (ys - cy[:, None]) ** 2).sum(1) / a
     vx = (wx * (xs - cx[:, None]) ** 2).sum(1) / a
-    sigma = ((vy + vx) / 2).sqrt().clamp(*sigma_range(min(h, w)))
-    return bump(h, w, cy, cx, sigma) * has[:, None, None].float(), has
+    spread = ((vy + vx) / 2).sqrt()
+    lo, hi = sigma_range(min(h, w))
+    wide = spread > 2 * hi
+    if bool(wide.any()):
+        pick = torch.multinomial(m[wide].view(int(wide.sum()), -1), 1)[:, 0]  # (wide,)
+        cy, cx = cy.clone(), cx.clone()
+        cy[wide], cx[wide] = ys[pick // sw], xs[pick % sw]
+    return bump(h, w, cy, cx, spread.clamp(lo, hi)) * has[:, None, None].float(), has
 
 
 def training_bumps(

@@ -34,6 +34,19 @@ def test_a_change_gets_a_bump_on_its_centre_and_no_change_none():
     assert float(bumps[1].abs().max()) == 0.0  # a record that changes nothing gets no bump
 
 
+def test_a_wide_change_gets_its_bump_at_points_of_the_change_not_its_centroid():
+    """A blank canvas the target paints all around a kept middle (a ring): the centroid lies in
+    the kept middle, where nothing changes; the bumps land on the ring, in varied places."""
+    change = torch.ones(64, 1, 64, 64)
+    change[:, :, 16:48, 16:48] = 0  # kept middle
+    bumps, has = change_bumps(change, 16, 16)
+    assert bool(has.all())
+    peaks = {peak(b) for b in bumps}
+    for row, col in peaks:
+        assert not (5 <= row <= 10 and 5 <= col <= 10), (row, col)  # never inside the middle
+    assert len(peaks) >= 16  # spread over the ring, not one place
+
+
 def test_training_bumps_mix_placed_distracting_and_none():
     change = torch.zeros(64, 1, 64, 64)
     change[:, :, 8:16, 8:16] = 1
