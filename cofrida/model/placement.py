@@ -11,9 +11,9 @@ with ``bump`` a Gaussian of peak 1 on the latent grid, added to all 4 channels.
 * **Training** (`training_bumps`): for most records the bump sits on the region the target
   changes (an object's centroid, or a point of a wide change; its spread as sigma), so given
   the bump the target is nearly deterministic and plain regression learns to paint the new
-  thing *there*, crisp; some records
-  also get a distractor bump where nothing changes (the model must not paint at every bump: a
-  house bump in the sky is ignored), and some get no bump (the model keeps a fallback).
+  thing *there*, crisp; some records also get a distractor bump where nothing changes (the
+  model must not paint at every bump: a house bump in the sky is ignored), and some get no
+  bump (the model keeps a fallback).
 * **Proposing** (`random_bump` at `spread_centre`): proposal i of a call gets its bump at the
   i-th point of a shifted Halton sequence (any n proposals spread over the canvas; the shift
   comes from the call's seed) with a size from its own seed, so n proposals put the new things
