@@ -631,8 +631,12 @@ def test_home_lifts_first_and_never_sweeps_through_the_canvas(arm_against):
     low = tips[tips[:, 2] < ws.travel_height_m - 1e-3]
     assert np.abs(low[:, :2] - [0.2, 0.15]).max() < 1e-3  # below travel height: only the lift
     ready = np.array(cfg.serial_chain.ready)
-    turns = (arm.measured_joints() - ready) / (2 * np.pi)
-    np.testing.assert_allclose(turns, np.round(turns), atol=1e-4)  # the rest pose
+
+    def at_rest() -> bool:  # /joint_states arrive on their own schedule, after the result
+        turns = (arm.measured_joints() - ready) / (2 * np.pi)
+        return bool(np.abs(turns - np.round(turns)).max() < 1e-4)
+
+    wait_until(at_rest, timeout_s=5, what="/joint_states to show the rest pose")
 
 
 def test_a_stop_while_the_job_is_being_planned_is_not_lost(arm_against):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _as_from_a_terminal() -> None:
+    """In the server's process before exec: Ctrl-C (SIGINT) acts, as in a terminal. A test run
+    started in the background (``make test &``, some CI runners) ignores SIGINT, and a child
+    inherits that, so the Ctrl-C test would wait for a server that cannot hear it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_ui(args: list[str], log_path: Path, env: dict, startup_s: float = 120):
     """`python -m cofrida ui --port P *args` in its own process, output to `log_path`, with
     `env` over this process' environment (a None value unsets); waits until its page answers
@@ -43,7 +51,9 @@ def start_ui(args: list[str], log_path: Path, env: dict, startup_s: float = 120)
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **env}
     env = {k: v for k, v in env.items() if v is not None}  # None: unset
     with open(log_path, "w") as log:  # the child keeps its own handle
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_as_from_a_terminal
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + startup_s
     while True:
